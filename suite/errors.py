@@ -1,0 +1,17 @@
+"""Errors the launcher turns into one readable line and an exit code."""
+
+from __future__ import annotations
+
+
+class SuiteError(Exception):
+    """A problem with the user's input (spec, data, arguments): exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+class SpecError(SuiteError):
+    """A run spec that cannot be read or validated."""
+
+
+class DataError(SuiteError):
+    """A dataset or corpus that is missing, malformed, or unusable for the requested protocol."""

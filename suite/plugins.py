@@ -1,0 +1,102 @@
+"""The three plugin kinds (scenario, model, method) and what a method receives to run.
+
+Built-ins and third-party packages register the same way: an entry point in one of the
+groups ``suite.scenarios``, ``suite.models``, ``suite.methods`` whose value is an instance
+of one of the classes below. Each plugin declares a pydantic ``options`` model, so a run
+spec is validated key by key before anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from suite.tracking import Tracker
+
+
+class Options(BaseModel):
+    """Base for plugin options: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NoOptions(Options):
+    """For plugins that take no options besides their name."""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a scenario or model needs besides its own options."""
+
+    seed: int
+    cache_dir: Path
+    run_dir: Path
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class ScenarioPlugin:
+    """Turns data on disk into an Avalanche benchmark or a RecBole dataset description."""
+
+    name: str
+    family: str
+    options: type[Options]
+    build: Callable[[Any, BuildContext], Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelPlugin:
+    """Builds the network (or, for RecBole, names the model class) from its options."""
+
+    name: str
+    family: str
+    options: type[Options]
+    build: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MethodPlugin:
+    """Trains and evaluates for one seed; ``train_options`` validates the spec's ``train`` section."""
+
+    name: str
+    family: str
+    options: type[Options]
+    train_options: type[Options]
+    run: Callable[["RunContext"], dict[str, float]]
+    description: str = ""
+
+
+@dataclass
+class RunContext:
+    """Everything one child run (one seed, one sweep point) needs; handed to ``MethodPlugin.run``."""
+
+    seed: int
+    scenario_plugin: ScenarioPlugin
+    scenario_options: Any
+    model_plugin: ModelPlugin
+    model_options: Any
+    method_options: Any
+    train_options: Any
+    tracker: "Tracker"
+    run_dir: Path
+    cache_dir: Path
+    quiet: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def build_context(self) -> BuildContext:
+        return BuildContext(seed=self.seed, cache_dir=self.cache_dir, run_dir=self.run_dir, quiet=self.quiet)
+
+    def build_scenario(self) -> Any:
+        """Build the scenario named in the spec with this run's seed."""
+        return self.scenario_plugin.build(self.scenario_options, self.build_context)
+
+    def build_model(self, *args: Any, **kwargs: Any) -> Any:
+        """Build the model named in the spec; family-specific arguments are passed through."""
+        return self.model_plugin.build(self.model_options, *args, **kwargs)

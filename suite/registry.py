@@ -1,0 +1,80 @@
+"""Plugin registry: scenarios, models and methods looked up by name through entry points.
+
+Built-ins register exactly the way third-party packages do (``setup.cfg`` entry points),
+so ``pip install some-plugin`` is all it takes to make a new method appear in ``suite list``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+from suite.errors import SpecError
+from suite.plugins import MethodPlugin, ModelPlugin, ScenarioPlugin
+
+GROUPS = {"scenario": "suite.scenarios", "model": "suite.models", "method": "suite.methods"}
+PLUGIN_TYPES = {"scenario": ScenarioPlugin, "model": ModelPlugin, "method": MethodPlugin}
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One entry point: where a plugin comes from, before it is imported."""
+
+    kind: str
+    name: str
+    target: str
+    distribution: str
+    version: str
+
+
+def registrations(kind: str) -> dict[str, Registration]:
+    """Every registered plugin of one kind, by name (first distribution wins on a clash)."""
+    found: dict[str, Registration] = {}
+    for entry_point in _entry_points(GROUPS[kind]):
+        dist = getattr(entry_point, "dist", None)
+        found.setdefault(
+            entry_point.name,
+            Registration(
+                kind=kind,
+                name=entry_point.name,
+                target=entry_point.value,
+                distribution=dist.metadata["Name"] if dist else "?",
+                version=dist.version if dist else "?",
+            ),
+        )
+    return dict(sorted(found.items()))
+
+
+def get(kind: str, name: str) -> Any:
+    """Load the plugin ``name`` of ``kind``; an unknown name lists the known ones."""
+    known = registrations(kind)
+    if name not in known:
+        choices = ", ".join(known) or "none registered"
+        raise SpecError(f"unknown {kind} '{name}'; known {kind}s: {choices}")
+    return _load(kind, name, known[name].target)
+
+
+def clear_cache() -> None:
+    """Forget what was discovered (after a new distribution was put on the path)."""
+    _entry_points.cache_clear()
+    _load.cache_clear()
+
+
+@lru_cache(maxsize=None)
+def _entry_points(group: str) -> tuple[metadata.EntryPoint, ...]:
+    return tuple(metadata.entry_points(group=group))
+
+
+@lru_cache(maxsize=None)
+def _load(kind: str, name: str, target: str) -> Any:
+    entry_point = next(ep for ep in _entry_points(GROUPS[kind]) if ep.name == name and ep.value == target)
+    try:
+        plugin = entry_point.load()
+    except Exception as error:  # an import failure in a plugin must name the plugin
+        raise SpecError(f"{kind} '{name}' ({target}) failed to load: {type(error).__name__}: {error}") from error
+    expected = PLUGIN_TYPES[kind]
+    if not isinstance(plugin, expected):
+        raise SpecError(f"{kind} '{name}' ({target}) is a {type(plugin).__name__}, expected a suite.plugins.{expected.__name__}")
+    return plugin

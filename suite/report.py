@@ -1,0 +1,116 @@
+"""Paper-style tables: mean ± std over seeds, one row per method or grid point.
+
+Used at the end of ``suite run`` (from the summaries in hand) and by ``suite report``
+(from MLflow's own records, so any past experiment can be tabulated again).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, Iterable, Sequence
+
+import mlflow
+
+from suite.errors import SuiteError
+
+GROUP_COLUMNS = ("point",)
+
+
+def summarize(rows: Iterable[dict[str, Any]], group_by: Sequence[str], metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Group rows by ``group_by`` and give each metric's mean, std and count, first-seen order."""
+    rows = list(rows)
+    metrics = list(metrics) if metrics else _metric_names(rows, group_by)
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row.get(key) for key in group_by)].append(row)
+    table = []
+    for key, members in groups.items():
+        entry: dict[str, Any] = dict(zip(group_by, key))
+        entry["n"] = len(members)
+        for metric in metrics:
+            values = [float(m[metric]) for m in members if m.get(metric) is not None and not _is_nan(m[metric])]
+            entry[metric] = (mean_std(values) if values else None)
+        table.append(entry)
+    return table
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value), as papers report over seeds."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
+    return mean, math.sqrt(variance)
+
+
+def format_table(table: list[dict[str, Any]]) -> str:
+    """A Markdown table; each metric cell reads ``mean ± std``."""
+    if not table:
+        return "(no finished runs)"
+    columns = list(table[0].keys())
+    header = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [header, rule]
+    for entry in table:
+        cells = [_cell(entry[column]) for column in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def experiment_rows(experiment: str, tracking_uri: str, group_by: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per finished child run of ``experiment``: its group keys and final metrics."""
+    mlflow.set_tracking_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        known = ", ".join(e.name for e in mlflow.search_experiments()) or "none"
+        raise SuiteError(f"no experiment named '{experiment}' in {tracking_uri}; known: {known}")
+    runs = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string="tags.`suite.kind` = 'child' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    rows = []
+    for run in runs:
+        keys = {key: _group_value(run, key) for key in group_by}
+        rows.append({**keys, **run.data.metrics})
+    return rows
+
+
+def report(experiment: str, tracking_uri: str, group_by: Sequence[str] = GROUP_COLUMNS, metrics: Sequence[str] | None = None) -> str:
+    """The table of an experiment as ``suite report`` prints it."""
+    rows = experiment_rows(experiment, tracking_uri, group_by)
+    if not rows:
+        raise SuiteError(f"experiment '{experiment}' has no finished child runs to report")
+    return format_table(summarize(rows, group_by, metrics))
+
+
+def _group_value(run: Any, key: str) -> Any:
+    if key == "point":
+        return run.data.tags.get("suite.point")
+    if key in run.data.params:
+        return run.data.params[key]
+    return run.data.tags.get(key)
+
+
+def _metric_names(rows: list[dict[str, Any]], group_by: Sequence[str]) -> list[str]:
+    names: list[str] = []
+    for row in rows:
+        for key, value in row.items():
+            if key not in group_by and key != "seed" and isinstance(value, (int, float)) and key not in names:
+                names.append(key)
+    return names
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, tuple):
+        mean, std = value
+        digits = 4 if abs(mean) < 1 else 2  # ranking metrics live in [0, 1], accuracies in percent
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if value is None:
+        return "-"
+    return str(value)

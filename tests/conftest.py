@@ -1,0 +1,81 @@
+"""Shared fixtures: a third-party plugin distribution on the path, and isolated MLflow stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from suite import registry
+
+TOY_SOURCE = Path(__file__).parent / "toy_plugin" / "suite_toy"
+ENTRY_POINTS = """\
+[suite.scenarios]
+toy-numbers = suite_toy:NUMBERS
+toy-other = suite_toy:OTHER
+
+[suite.models]
+toy-linear = suite_toy:LINEAR
+toy-broken = suite_toy:NOT_A_PLUGIN
+
+[suite.methods]
+toy-fit = suite_toy:FIT
+"""
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def toy_distribution(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Install 'suite-toy' as a distribution (package + dist-info) in a folder on sys.path."""
+    site = tmp_path_factory.mktemp("site")
+    shutil.copytree(TOY_SOURCE, site / "suite_toy")
+    dist_info = site / "suite_toy-0.3.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: suite-toy\nVersion: 0.3.1\n")
+    (dist_info / "entry_points.txt").write_text(ENTRY_POINTS)
+    sys.path.insert(0, str(site))
+    registry.clear_cache()
+    yield site
+    sys.path.remove(str(site))
+    registry.clear_cache()
+
+
+@pytest.fixture
+def toy_env(toy_distribution: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for a subprocess that should see the toy distribution and a private store."""
+    monkeypatch.chdir(tmp_path)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(toy_distribution), env.get("PYTHONPATH", "")])
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env["SUITE_CACHE"] = str(tmp_path / "cache")
+    return env
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A private SQLite store; the working directory is the test's own folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def toy_spec(tmp_path: Path) -> Path:
+    path = tmp_path / "toy.yaml"
+    path.write_text(
+        "description: toy regression\n"
+        "experiment: toy-exp\n"
+        "seeds: [0, 1]\n"
+        "scenario: {name: toy-numbers, size: 64}\n"
+        "model: {name: toy-linear}\n"
+        "method: {name: toy-fit, steps: 4}\n"
+        "train: {lr: 0.05}\n"
+    )
+    return path

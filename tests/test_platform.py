@@ -1,0 +1,118 @@
+"""Registry, sweeps (local and Ray), reports, the dashboard server and progress bars."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import pytest
+from click.testing import CliRunner
+
+from suite import registry
+from suite.cli import main
+from suite.progress import progress, set_quiet
+from suite.report import format_table, mean_std, summarize
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_list_shows_third_party_plugins_with_their_distribution(toy_distribution):
+    result = invoke("list")
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()]
+    assert ["scenario", "toy-numbers", "suite-toy", "0.3.1", "suite_toy:NUMBERS"] in rows
+    assert ["method", "toy-fit", "suite-toy", "0.3.1", "suite_toy:FIT"] in rows
+    builtin = [row for row in rows if row[1] == "coconut"]
+    assert builtin and builtin[0][2] == "cl-suite"
+
+
+def test_registry_lists_every_group(toy_distribution):
+    assert "toy-linear" in registry.registrations("model")
+    assert registry.get("method", "toy-fit").train_options.__name__ == "FitTrain"
+
+
+def test_sweep_keeps_going_after_a_failed_point(toy_distribution, tracking_uri, toy_spec):
+    result = invoke("sweep", str(toy_spec), "-q", "-o", "seeds=[0]", "-g", "method.fail_at_step=[null,1,null]", "-g", "train.lr=[0.01]")
+    assert result.exit_code == 1
+    assert "error: 1 of 3 runs failed; first: run 'method.fail_at_step=1 train.lr=0.01 seed=0'" in result.output
+    runs = mlflow.search_runs(experiment_names=["toy-exp"], output_format="list")
+    statuses = sorted(r.info.status for r in runs if r.data.tags["suite.kind"] == "child")
+    assert statuses == ["FAILED", "FINISHED", "FINISHED"]
+    assert "method.fail_at_step=None train.lr=0.01 | 2 |" in result.output
+
+
+def test_sweep_on_ray_logs_every_trial(toy_distribution, toy_env, toy_spec):
+    command = [sys.executable, "-m", "suite.cli", "sweep", str(toy_spec), "--ray", "-q", "-g", "train.lr=[0.01,0.02]"]
+    done = subprocess.run(command, env=toy_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    mlflow.set_tracking_uri(toy_env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["toy-exp"], output_format="list")
+    kids = [r for r in runs if r.data.tags["suite.kind"] == "child"]
+    assert len(kids) == 4 and all(r.info.status == "FINISHED" for r in kids)
+    assert sorted(r.data.params["train.lr"] for r in kids) == ["0.01", "0.01", "0.02", "0.02"]
+    assert all("loss" in r.data.metrics for r in kids)
+
+
+def test_report_reads_mlflow(toy_distribution, tracking_uri, toy_spec):
+    assert invoke("sweep", str(toy_spec), "-q", "-g", "method.steps=[1,3]").exit_code == 0
+    result = invoke("report", "toy-exp", "-m", "final_loss")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "| point | n | final_loss |"
+    assert lines[2].startswith("| method.steps=1 | 2 |") and lines[3].startswith("| method.steps=3 | 2 |")
+    unknown = invoke("report", "nope")
+    assert unknown.exit_code == 2 and "no experiment named 'nope'" in unknown.output
+
+
+def test_summaries_are_mean_and_sample_std():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert mean_std([4.0]) == (4.0, 0.0)
+    table = summarize([{"m": "a", "acc": 80.0}, {"m": "a", "acc": 90.0}, {"m": "b", "acc": 50.0}], ["m"])
+    assert table[0]["acc"] == (85.0, pytest.approx(7.0710678))
+    assert format_table(table).splitlines()[2] == "| a | 2 | 85.00 ± 7.07 |"
+    assert format_table(summarize([{"m": "x", "ndcg": 0.05}], ["m"])).splitlines()[2] == "| x | 1 | 0.0500 ± 0.0000 |"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ui_serves_the_store(toy_env, tmp_path):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "suite.cli", "ui", "--port", str(port)], env=toy_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert f"http://127.0.0.1:{port}" in server.stdout.readline()
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    body = json.loads(response.read())
+                break
+            except OSError:
+                assert server.poll() is None, "mlflow server exited"
+                assert time.monotonic() < deadline, "mlflow server did not answer in 90 s"
+                time.sleep(0.5)
+        assert [e["name"] for e in body["experiments"]] == ["Default"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_progress_is_silent_when_quiet(capsys):
+    set_quiet(True)
+    try:
+        items = progress(range(3), desc="work")
+        assert isinstance(items, range)
+    finally:
+        set_quiet(False)
+    assert isinstance(progress([1], desc="piped"), list)  # stderr is not a terminal under pytest

@@ -1,0 +1,115 @@
+"""Run specs: loading, defaults, overrides, grids, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from suite import spec as specs
+from suite.cli import main
+from suite.errors import SpecError
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_resolved_spec_fills_defaults_and_applies_overrides(toy_distribution, toy_spec):
+    plan = specs.plan(toy_spec, ["train.lr=0.2", "seeds=[3,4,5]", "method.fail_at_step=null"])
+    resolved = plan.base.to_dict()
+    assert resolved["train"] == {"lr": 0.2}
+    assert resolved["seeds"] == [3, 4, 5]
+    assert resolved["scenario"] == {"name": "toy-numbers", "size": 64, "noise": 0.1}
+    assert resolved["method"]["steps"] == 4
+    assert plan.experiment == "toy-exp"
+    assert [label for label, _ in plan.points] == ["toy-fit"]
+
+
+def test_resolved_spec_round_trips(toy_distribution, toy_spec, tmp_path):
+    plan = specs.plan(toy_spec, ["method.steps=7"])
+    again = tmp_path / "again.yaml"
+    again.write_text(plan.base.to_yaml())
+    assert specs.plan(again).base.to_dict() == plan.base.to_dict()
+
+
+def test_grid_points_replace_whole_sections(toy_distribution, toy_spec):
+    plan = specs.plan(toy_spec, [], ["train.lr=[0.01,0.02]", "method=[{name: toy-fit, steps: 2}, {name: toy-fit, steps: 9}]"])
+    labels = [label for label, _ in plan.points]
+    assert labels == [
+        "train.lr=0.01 method=toy-fit",
+        "train.lr=0.01 method=toy-fit",
+        "train.lr=0.02 method=toy-fit",
+        "train.lr=0.02 method=toy-fit",
+    ][: len(labels)]
+    steps = [(p.train_options.lr, p.method_options.steps) for _, p in plan.points]
+    assert steps == [(0.01, 2), (0.01, 9), (0.02, 2), (0.02, 9)]
+
+
+def test_show_prints_the_resolved_spec(toy_distribution, toy_spec):
+    result = run_cli("show", str(toy_spec), "-o", "train.lr=0.3")
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.output)
+    assert shown["train"]["lr"] == 0.3
+    assert shown["scenario"]["noise"] == 0.1
+
+
+BAD_INPUTS = [
+    # (spec text or None for a missing file, overrides, fragments expected in the one-line error)
+    (None, [], ["spec file not found"]),
+    ("scenario: {name: toy-numbers\nmodel: [", [], ["invalid YAML"]),
+    ("- just\n- a list\n", [], ["expected a mapping"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\ntrian: {lr: 0.1}\n", [], ["unknown key 'trian'", "did you mean 'train'"]),
+    ("scenario: {name: toy-numbers, sise: 3}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["unknown key 'scenario.sise'", "did you mean 'size'"]),
+    ("scenario: {name: toy-numbers, size: many}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["scenario.size", "valid integer", "'many'"]),
+    ("scenario: {name: toy-numbers, size: 0}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["scenario.size", "greater than or equal to 1", "got 0"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fitt}\n", [], ["unknown method 'toy-fitt'", "toy-fit"]),
+    ("scenario: {name: no-such-data}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["unknown scenario 'no-such-data'", "toy-numbers"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-broken}\nmethod: {name: toy-fit}\n", [], ["model 'toy-broken'", "expected a suite.plugins.ModelPlugin"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\nseeds: [1, 1]\n", [], ["seeds must be distinct"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lrr=0.1"], ["override 'train.lrr=0.1'", "unknown key 'train.lrr'", "did you mean 'lr'"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\nseeds: [0]\n", ["seeds.first=1"], ["override 'seeds.first=1'", "'seeds' is a value"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["method.steps=0"], ["override 'method.steps=0'", "method.steps", "greater than or equal to 1"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lr=fast"], ["override 'train.lr=fast'", "train.lr", "valid number", "'fast'"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lr"], ["expected KEY=VALUE"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lr=[1, 2"], ["not valid YAML"]),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\n", [], ["missing required key 'method'"]),
+]
+
+
+@pytest.mark.parametrize("text, overrides, fragments", BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2_and_no_run(toy_distribution, tracking_uri, tmp_path, text, overrides, fragments):
+    path = tmp_path / "bad.yaml"
+    if text is not None:
+        path.write_text(text)
+    args = ["run", str(path), "--tracking-uri", tracking_uri]
+    for override in overrides:
+        args += ["-o", override]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert str(path) in lines[0] or lines[0].startswith("error: override '")
+    assert not (tmp_path / "mlflow.db").exists() or mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_override_parse_keeps_yaml_types():
+    assert specs.Override.parse("a.b=[0, 1]").value == [0, 1]
+    assert specs.Override.parse("a=1e-3").value == "1e-3"  # YAML 1.1: pydantic turns it into a float later
+    assert specs.Override.parse("a=0.001").value == 0.001
+    assert specs.Override.parse("a=true").value is True
+    assert specs.Override.parse("a.b.c=x").path == ("a", "b", "c")
+    with pytest.raises(SpecError, match="empty component"):
+        specs.Override.parse("a..b=1")
+
+
+def test_families_must_match(toy_distribution, tmp_path):
+    path = tmp_path / "mixed.yaml"
+    path.write_text("scenario: {name: toy-other}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n")
+    with pytest.raises(SpecError, match="one family"):
+        specs.plan(path)
