@@ -129,7 +129,7 @@ def sweep(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], us
 @_guarded
 def show(spec_file: Path, overrides: tuple[str, ...]) -> None:
     """Print the fully resolved spec (defaults filled in) and its grid points."""
-    plan = specs.plan(spec_file, overrides)
+    plan = specs.plan(spec_file, overrides, check_data=False)
     click.echo(plan.base.to_yaml().rstrip())
     if len(plan.points) > 1:
         click.echo(f"# {len(plan.points)} grid points x {len(plan.base.seeds)} seeds:")

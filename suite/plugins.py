@@ -47,6 +47,8 @@ class ScenarioPlugin:
     options: type[Options]
     build: Callable[[Any, BuildContext], Any]
     description: str = ""
+    check: Callable[[Any], None] | None = None
+    """Optional cheap pre-flight check (paths, layout) run before any MLflow run is created."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from suite import registry
-from suite.errors import SpecError
+from suite.errors import SpecError, SuiteError
 
 SECTIONS = ("scenario", "model", "method")
 
@@ -193,7 +193,7 @@ def resolve(tree: dict[str, Any], source: str, overrides: Iterable[Override] = (
     )
 
 
-def plan(path: str | Path, overrides: Iterable[str] = (), extra_grid: Iterable[str] = ()) -> LaunchPlan:
+def plan(path: str | Path, overrides: Iterable[str] = (), extra_grid: Iterable[str] = (), check_data: bool = True) -> LaunchPlan:
     """Load, override and validate a spec and every point of its grid, before anything runs."""
     source = str(path)
     parsed = [Override.parse(text) for text in overrides]
@@ -206,7 +206,20 @@ def plan(path: str | Path, overrides: Iterable[str] = (), extra_grid: Iterable[s
     tree["grid"] = grid
     base = resolve(tree, source, parsed)
     points = [(label, resolve(tree, source, parsed + point)) for label, point in grid_points(grid, source)]
-    return LaunchPlan(source=source, base=base, points=points or [(base.method.name, base)])
+    points = points or [(base.method.name, base)]
+    for _, point in points:
+        if check_data:
+            _preflight(point)
+    return LaunchPlan(source=source, base=base, points=points)
+
+
+def _preflight(point: ResolvedSpec) -> None:
+    """Let the scenario reject missing data now, before a single run is opened."""
+    if point.scenario.check is not None:
+        try:
+            point.scenario.check(point.scenario_options)
+        except SuiteError as error:
+            raise type(error)(f"{point.source}: {error}") from None
 
 
 def grid_points(grid: dict[str, list[Any]], source: str) -> list[tuple[str, list[Override]]]:

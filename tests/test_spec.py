@@ -23,7 +23,7 @@ def test_resolved_spec_fills_defaults_and_applies_overrides(toy_distribution, to
     resolved = plan.base.to_dict()
     assert resolved["train"] == {"lr": 0.2}
     assert resolved["seeds"] == [3, 4, 5]
-    assert resolved["scenario"] == {"name": "toy-numbers", "size": 64, "noise": 0.1}
+    assert resolved["scenario"] == {"name": "toy-numbers", "size": 64, "noise": 0.1, "data_file": None}
     assert resolved["method"]["steps"] == 4
     assert plan.experiment == "toy-exp"
     assert [label for label, _ in plan.points] == ["toy-fit"]
@@ -50,7 +50,7 @@ def test_grid_points_replace_whole_sections(toy_distribution, toy_spec):
 
 
 def test_show_prints_the_resolved_spec(toy_distribution, toy_spec):
-    result = run_cli("show", str(toy_spec), "-o", "train.lr=0.3")
+    result = run_cli("show", str(toy_spec), "-o", "train.lr=0.3", "-o", "scenario.data_file=/not/yet/there.csv")
     assert result.exit_code == 0, result.output
     shown = yaml.safe_load(result.output)
     assert shown["train"]["lr"] == 0.3
@@ -77,6 +77,7 @@ BAD_INPUTS = [
     ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lr"], ["expected KEY=VALUE"]),
     ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lr=[1, 2"], ["not valid YAML"]),
     ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\n", [], ["missing required key 'method'"]),
+    ("scenario: {name: toy-numbers, data_file: /no/such/file.csv}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["toy data file /no/such/file.csv not found"]),
 ]
 
 

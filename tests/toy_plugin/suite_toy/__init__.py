@@ -6,15 +6,19 @@ distribution with entry points, the way ``pip install suite-toy`` would.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from pydantic import Field
 
+from suite.errors import DataError
 from suite.plugins import MethodPlugin, ModelPlugin, Options, ScenarioPlugin
 
 
 class NumbersOptions(Options):
     size: int = Field(32, ge=1, le=10_000)
     noise: float = Field(0.1, ge=0.0)
+    data_file: str | None = None
 
 
 class LinearOptions(Options):
@@ -38,6 +42,11 @@ def build_numbers(options: NumbersOptions, context):
     return x, y
 
 
+def check_numbers(options: NumbersOptions) -> None:
+    if options.data_file and not Path(options.data_file).is_file():
+        raise DataError(f"toy data file {options.data_file} not found")
+
+
 def build_linear(options: LinearOptions, rng: np.random.Generator):
     return rng.normal(scale=0.1, size=options.width)
 
@@ -59,7 +68,7 @@ def fit(ctx) -> dict[str, float]:
     return {"final_loss": loss, "weight_norm": float(np.linalg.norm(weights))}
 
 
-NUMBERS = ScenarioPlugin(name="toy-numbers", family="toy", options=NumbersOptions, build=build_numbers, description="random regression data")
+NUMBERS = ScenarioPlugin(name="toy-numbers", family="toy", options=NumbersOptions, build=build_numbers, check=check_numbers, description="random regression data")
 LINEAR = ModelPlugin(name="toy-linear", family="toy", options=LinearOptions, build=build_linear, description="a weight vector")
 FIT = MethodPlugin(name="toy-fit", family="toy", options=FitOptions, train_options=FitTrain, run=fit, description="gradient descent")
 OTHER = ScenarioPlugin(name="toy-other", family="other", options=NumbersOptions, build=build_numbers)
