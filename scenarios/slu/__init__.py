@@ -1,0 +1,1 @@
+"""Spoken language understanding scenarios: the embedded spoken-commands corpus, FSC, SLURP."""

@@ -1,0 +1,181 @@
+"""The smart-home command grammar of the embedded spoken-commands corpus, and its speakers.
+
+Intents follow Fluent Speech Commands: an intent is ``action`` + ``object`` + ``location``
+(``none`` when a field does not apply), and its class name is ``action_object_location``.
+Every intent has at least six distinct phrasings; every speaker is an eSpeak NG voice with a
+variant, a pitch and a speaking rate drawn from the corpus seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+GRAMMAR_VERSION = 2
+
+LOCATIONS = ("none", "kitchen", "bedroom", "washroom")
+VOICES = ("en", "en-us", "en-029", "en-GB-scotland", "en-GB-x-rp", "en-US-nyc")
+VARIANTS = ("f1", "f2", "f3", "f4", "f5", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8")
+
+
+@dataclass(frozen=True)
+class Intent:
+    action: str
+    object: str
+    location: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.action}_{self.object}_{self.location}"
+
+
+@dataclass(frozen=True)
+class Speaker:
+    speaker_id: str
+    voice: str
+    pitch: int
+    rate: int
+
+
+def _where(location: str) -> tuple[str, str]:
+    """(" in the kitchen", "kitchen ") or ("", "") for no location."""
+    if location == "none":
+        return "", ""
+    return f" in the {location}", f"{location} "
+
+
+def _switchable(action: str, thing: str, location: str) -> list[str]:
+    on = "on" if action == "activate" else "off"
+    start = "start" if action == "activate" else "stop"
+    tail, pre = _where(location)
+    return [
+        f"turn {on} the {thing}{tail}",
+        f"switch {on} the {pre}{thing}",
+        f"turn the {pre}{thing} {on}",
+        f"switch the {thing} {on}{tail}",
+        f"{pre}{thing} {on}",
+        f"please turn {on} the {pre}{thing}",
+        f"could you switch {on} the {thing}{tail}",
+        f"{start} the {pre}{thing}",
+    ]
+
+
+def _adjustable(action: str, thing: str, location: str) -> list[str]:
+    up, more = ("up", "increase") if action == "increase" else ("down", "decrease")
+    feel = {"heat": ("warmer", "cooler"), "volume": ("louder", "quieter")}[thing][0 if up == "up" else 1]
+    tail, pre = _where(location)
+    word = "heating" if thing == "heat" else "volume"
+    return [
+        f"turn the {word} {up}{tail}",
+        f"turn {up} the {pre}{word}",
+        f"{more} the {pre}{word}",
+        f"{pre}{word} {up}",
+        f"please {more} the {thing}{tail}",
+        f"make it {feel}{tail}",
+        f"i want it {feel}{tail}",
+        f"could you turn the {pre}{word} {up}",
+    ]
+
+
+def _fetchable(thing: str) -> list[str]:
+    return [
+        f"bring me the {thing}",
+        f"bring the {thing}",
+        f"get me the {thing}",
+        f"fetch the {thing}",
+        f"i need the {thing}",
+        f"please bring my {thing}",
+        f"could you get my {thing}",
+        f"go get the {thing}",
+    ]
+
+
+def _language(language: str) -> list[str]:
+    return [
+        f"change the language to {language}",
+        f"switch the language to {language}",
+        f"set the language to {language}",
+        f"use {language}",
+        f"speak {language}",
+        f"{language} please",
+        f"i want to use {language}",
+        f"change language to {language}",
+    ]
+
+
+def _build() -> dict[Intent, list[str]]:
+    table: dict[Intent, list[str]] = {}
+    for action in ("activate", "deactivate"):
+        for location in LOCATIONS:
+            table[Intent(action, "lights", location)] = _switchable(action, "lights", location)
+        for thing in ("music", "lamp", "fan"):
+            table[Intent(action, thing, "none")] = _switchable(action, thing, "none")
+    for action in ("increase", "decrease"):
+        for location in LOCATIONS:
+            table[Intent(action, "heat", location)] = _adjustable(action, "heat", location)
+        table[Intent(action, "volume", "none")] = _adjustable(action, "volume", "none")
+    for thing in ("newspaper", "juice", "socks", "shoes"):
+        table[Intent("bring", thing, "none")] = _fetchable(thing)
+    for language in ("english", "german", "chinese", "korean"):
+        table[Intent("change_language", language, "none")] = _language(language)
+    return table
+
+
+GRAMMAR: dict[Intent, list[str]] = _build()
+
+
+def intents(limit: int | None = None) -> list[Intent]:
+    """The grammar's intents in a fixed order; ``limit`` keeps the first ones (tiny test corpora)."""
+    found = list(GRAMMAR)
+    return found if limit is None else found[:limit]
+
+
+def phrasings(intent: Intent, count: int) -> list[str]:
+    """The first ``count`` phrasings of an intent (all distinct)."""
+    return GRAMMAR[intent][:count]
+
+
+def speakers(count: int, seed: int) -> list[Speaker]:
+    """``count`` distinct synthetic speakers in pairs that share an eSpeak variant (timbre).
+
+    Speakers ``2k`` and ``2k + 1`` use the same variant with a different accent, pitch and
+    rate; pairs alternate female and male variants. ``held_out_order`` puts one speaker of
+    each pair in valid/test, so the held-out speakers are new people whose kind of voice the
+    model has heard, and both genders are on each side of the split.
+    """
+    rng = random.Random(f"speakers-{seed}")
+    female = [v for v in VARIANTS if v.startswith("f")]
+    male = [v for v in VARIANTS if v.startswith("m")]
+    rng.shuffle(female)
+    rng.shuffle(male)
+    pairs = (count + 1) // 2
+    if (pairs + 1) // 2 > len(female) or pairs // 2 > len(male):
+        raise ValueError(f"at most {4 * len(female)} speakers are available, asked for {count}")
+    variants = [(female if k % 2 == 0 else male)[k // 2] for k in range(pairs)]
+    voices = list(VOICES)
+    rng.shuffle(voices)
+    found = []
+    for index in range(count):
+        voice, variant = voices[index % len(voices)], variants[index // 2]
+        pitch = rng.randint(25, 75)
+        rate = rng.randint(135, 195)
+        found.append(Speaker(f"spk{index:02d}{voice.replace('-', '').lower()}{variant}", f"{voice}+{variant}", pitch, rate))
+    return found
+
+
+def held_out_order(found: list[Speaker]) -> list[Speaker]:
+    """Speakers in the order valid/test draw them: first of each pair, then the partners."""
+    return found[0::2] + found[1::2]
+
+
+def check() -> None:
+    """The grammar's promises: >= 30 intents, >= 6 distinct phrasings each, no phrase shared."""
+    if len(GRAMMAR) < 30:
+        raise AssertionError(f"grammar has {len(GRAMMAR)} intents, expected >= 30")
+    owner: dict[str, Intent] = {}
+    for intent, texts in GRAMMAR.items():
+        if len(set(texts)) < 6:
+            raise AssertionError(f"{intent.label} has {len(set(texts))} distinct phrasings, expected >= 6")
+        for text in texts:
+            if owner.setdefault(text, intent) != intent:
+                raise AssertionError(f"phrase '{text}' is used by {owner[text].label} and {intent.label}")

@@ -1,0 +1,165 @@
+"""Class-incremental Avalanche benchmarks (train, valid and test streams) from an SLU corpus.
+
+Experiences are built here rather than with ``class_incremental_benchmark(num_experiences=n)``,
+which silently drops leftover classes (31 intents in 10 tasks loses one). Experience i of
+every stream holds the same classes. A sample is ``(features [T, n_mels], intent, tokens, task)``
+and ``collate`` pads a list of them into ``(x, y, x_lens, tokens, t)``: ``mbatch[0]`` is the
+input, ``mbatch[1]`` the class and ``mbatch[-1]`` the task label, as Avalanche's templates expect.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
+from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+from avalanche.benchmarks.utils import ConstantSequence, DataAttribute, TaskAwareSupervisedClassificationDataset
+from torch.nn.utils.rnn import pad_sequence
+
+from scenarios.slu.corpus import SPLITS, Corpus
+from scenarios.slu.features import FeatureSet, SplitFeatures
+from scenarios.slu.tokenizer import PAD, SPECIALS, Tokenizer
+from suite.errors import SpecError
+
+PAD_ID = SPECIALS.index(PAD)
+
+
+@dataclass
+class SLUBenchmark:
+    """A built SLU scenario: the Avalanche benchmark plus what a model and a method need to use it."""
+
+    benchmark: Any
+    tokenizer: Tokenizer
+    classes: list[str]  # label index -> class name
+    class_order: list[str]
+    classes_per_exp: list[int]
+    n_mels: int
+    collate_fn: Callable[[Sequence[tuple]], tuple[torch.Tensor, ...]]
+    train_size: int
+    skipped_audio: int
+    corpus_dir: Path
+    feature_cache_dir: Path | None = None
+    features_from_cache: bool = False
+    tokenizer_path: Path | None = None
+    skipped_files: list[str] = field(default_factory=list)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def experience_classes(self) -> list[list[str]]:
+        """Class names of each experience, in arrival order."""
+        bounds = [sum(self.classes_per_exp[:i]) for i in range(len(self.classes_per_exp) + 1)]
+        return [self.class_order[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    def describe(self) -> dict[str, Any]:
+        """Flat facts worth logging as run params."""
+        return {
+            "n_classes": self.n_classes,
+            "classes_per_exp": self.classes_per_exp,
+            "class_order": self.class_order,
+            "train_size": self.train_size,
+            "skipped_audio": self.skipped_audio,
+            "n_mels": self.n_mels,
+            "vocab_size": self.tokenizer.vocab_size,
+            "corpus_dir": str(self.corpus_dir),
+        }
+
+
+class UtteranceDataset(torch.utils.data.Dataset):
+    """Cached features, class index and token ids of one split; task label 0 (class-incremental)."""
+
+    def __init__(self, features: SplitFeatures, labels: Sequence[int], tokens: Sequence[Sequence[int]]) -> None:
+        if not len(features) == len(labels) == len(tokens):
+            raise ValueError("features, labels and tokens must have one entry per utterance")
+        self.features = features
+        self.labels = list(labels)
+        self.tokens = [torch.tensor(t, dtype=torch.long) for t in tokens]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor, int]:
+        return self.features.get(index), self.labels[index], self.tokens[index], 0
+
+
+def collate(samples: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad samples into (x [B, Tmax, n_mels] zeros, y [B], x_lens [B], tokens [B, Lmax] pad 0, t [B])."""
+    feats = [torch.as_tensor(s[0], dtype=torch.float32) for s in samples]
+    x = pad_sequence(feats, batch_first=True, padding_value=0.0)
+    y = torch.tensor([int(s[1]) for s in samples], dtype=torch.long)
+    x_lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    tokens = pad_sequence([torch.as_tensor(s[2], dtype=torch.long) for s in samples], batch_first=True, padding_value=PAD_ID)
+    t = torch.tensor([int(s[-1]) for s in samples], dtype=torch.long)
+    return x, y, x_lens, tokens, t
+
+
+def split_sizes(n_classes: int, num_experiences: int, classes_per_exp: Sequence[int] | None = None) -> list[int]:
+    """Classes per experience: the given list (checked), else even with the remainder first (31/10 = 4 + 9x3)."""
+    if classes_per_exp is not None:
+        sizes = list(classes_per_exp)
+        if any(size < 1 for size in sizes) or sum(sizes) != n_classes:
+            raise SpecError(
+                f"scenario.classes_per_exp {sizes} sums to {sum(sizes)} but the corpus has {n_classes} classes; "
+                f"every experience needs >= 1 class and together they must cover all {n_classes}"
+            )
+        return sizes
+    if not 1 <= num_experiences <= n_classes:
+        raise SpecError(f"scenario.num_experiences={num_experiences}: must be between 1 and the number of classes ({n_classes})")
+    base, extra = divmod(n_classes, num_experiences)
+    return [base + extra] + [base] * (num_experiences - 1)
+
+
+def resolve_class_order(classes: Sequence[str], class_order: Sequence[str] | None, seed: int) -> list[str]:
+    """The spec's order (checked to be a permutation of the classes) or one drawn from ``seed``."""
+    if class_order is None:
+        order = sorted(classes)
+        random.Random(seed).shuffle(order)
+        return order
+    order = list(class_order)
+    missing = sorted(set(classes) - set(order))
+    unknown = sorted(set(order) - set(classes))
+    repeated = sorted({name for name in order if order.count(name) > 1})
+    if missing or unknown or repeated:
+        problems = [f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+                    for label, names in (("missing", missing), ("unknown", unknown), ("repeated", repeated)) if names]
+        raise SpecError(f"scenario.class_order is not a permutation of the {len(classes)} classes ({'; '.join(problems)})")
+    return order
+
+
+def make_dataset(features: SplitFeatures, labels: Sequence[int], tokens: Sequence[Sequence[int]]) -> TaskAwareSupervisedClassificationDataset:
+    """An Avalanche classification dataset with ``targets``, task labels 0 and ``collate`` as its collate_fn."""
+    base = UtteranceDataset(features, labels, tokens)
+    return TaskAwareSupervisedClassificationDataset(
+        [base],
+        data_attributes=[
+            DataAttribute(list(labels), "targets"),
+            DataAttribute(ConstantSequence(0, len(labels)), "targets_task_labels"),
+        ],
+        collate_fn=collate,
+    )
+
+
+def build_streams(corpus: Corpus, features: FeatureSet, classes: list[str], order: list[str],
+                  sizes: list[int], tokenizer: Tokenizer) -> tuple[Any, int]:
+    """The Avalanche benchmark with ``train_stream``, ``valid_stream`` and ``test_stream``; also the train size."""
+    index = {name: i for i, name in enumerate(classes)}
+    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    groups = [[index[name] for name in order[a:b]] for a, b in zip(bounds, bounds[1:])]
+    streams: dict[str, list] = {}
+    for split in SPLITS:
+        split_features = features.splits[split]
+        utterances = [corpus.splits[split][int(k)] for k in split_features.kept]
+        labels = [index[u.label] for u in utterances]
+        tokens = [tokenizer.encode(u.label, u.transcript) for u in utterances]
+        dataset = make_dataset(split_features, labels, tokens)
+        members = [set(group) for group in groups]
+        streams[split] = [dataset.subset([i for i, y in enumerate(labels) if y in m]) for m in members]
+    benchmark = with_classes_timeline(with_task_labels(benchmark_from_datasets(**streams)))
+    return benchmark, len(features.splits["train"])

@@ -1,0 +1,104 @@
+"""The embedded spoken-commands corpus: grammar, synthesis, determinism, manifest and reuse."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from scenarios.slu import grammar
+from scenarios.slu.espeak import SynthJob, synthesize
+from scenarios.slu.fsc import load_fsc
+from scenarios.slu.spoken_commands import MANIFEST, CorpusSpec, corpus_dir, ensure_corpus, plan, verify_corpus
+from suite.errors import DataError
+from slu_fixtures import TINY_SPEC, build_fsc_corpus, fsc_root  # noqa: F401
+
+
+def test_grammar_meets_its_promises() -> None:
+    grammar.check()
+    assert len(grammar.intents()) >= 30
+    assert all(len(set(texts)) >= 6 for texts in grammar.GRAMMAR.values())
+    speakers = grammar.speakers(12, seed=0)
+    assert len({(s.voice, s.pitch, s.rate) for s in speakers}) == 12
+    assert grammar.speakers(12, seed=0) == speakers and grammar.speakers(12, seed=1) != speakers
+
+
+def test_default_corpus_plan_is_large_enough_and_speaker_disjoint() -> None:
+    utterances = plan(CorpusSpec())
+    by_split = {split: {u.speaker.speaker_id for u in utterances if u.split == split} for split in ("train", "valid", "test")}
+    assert sum(map(len, by_split.values())) >= 12
+    assert not (by_split["train"] & by_split["valid"] or by_split["train"] & by_split["test"] or by_split["valid"] & by_split["test"])
+    assert len({u.intent for u in utterances}) >= 30
+    assert len(utterances) == len({u.relpath for u in utterances})
+
+
+def test_synthesis_is_reproducible_to_the_byte() -> None:
+    jobs = [SynthJob("turn on the kitchen lights", "en-us+f2", 60, 170, 1), SynthJob("bring me the socks", "en+whisper", 40, 150, 2)]
+    first = dict(synthesize(jobs))
+    second = dict(synthesize(list(reversed(jobs))))
+    assert first[0].dtype == np.int16 and len(first[0]) > 22050 // 2
+    assert first[0].tobytes() == second[1].tobytes()
+    assert first[1].tobytes() == second[0].tobytes()
+    assert np.abs(first[0].astype(np.float32)).max() > 1000  # speech, not silence
+
+
+def test_refused_voice_is_a_clear_error() -> None:
+    with pytest.raises(DataError, match="could not synthesize 'hello' with voice en-gb: .*refused voice"):
+        list(synthesize([SynthJob("hello", "en-gb", 50, 170, 0)]))
+
+
+def test_fixture_corpus_has_the_fsc_layout(fsc_root: Path) -> None:
+    with (fsc_root / "data" / "train_data.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["", "path", "speakerId", "transcription", "action", "object", "location"]
+    info = soundfile.info(str(fsc_root / rows[1][1]))
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert rows[1][1] == f"wavs/speakers/{rows[1][2]}/{Path(rows[1][1]).name}"
+
+
+def test_splits_are_speaker_disjoint(fsc_root: Path) -> None:
+    corpus = load_fsc(fsc_root)
+    speakers = {split: {u.speaker for u in utts} for split, utts in corpus.splits.items()}
+    assert [len(speakers[s]) for s in ("train", "valid", "test")] == [3, 1, 1]
+    assert not (speakers["train"] & speakers["valid"]) and not (speakers["train"] & speakers["test"])
+    assert not (speakers["valid"] & speakers["test"])
+    assert len(corpus.classes()) == 5
+
+
+def test_same_seed_gives_byte_identical_files(fsc_root: Path, tmp_path: Path) -> None:
+    again = build_fsc_corpus(tmp_path / "again")
+    files = sorted(p.relative_to(fsc_root) for p in fsc_root.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert len([f for f in files if f.suffix == ".wav"]) == 50
+    for relpath in files:
+        assert (fsc_root / relpath).read_bytes() == (again / relpath).read_bytes(), relpath
+
+
+def test_manifest_records_counts_and_checksums(fsc_root: Path) -> None:
+    manifest = json.loads((fsc_root / MANIFEST).read_text())
+    assert manifest["counts"]["utterances"] == {"train": 30, "valid": 10, "test": 10}
+    assert manifest["counts"]["speakers"] == {"train": 3, "valid": 1, "test": 1}
+    assert len(manifest["files"]) == 50 + 3
+    assert verify_corpus(fsc_root, TINY_SPEC) == manifest
+    assert verify_corpus(fsc_root, CorpusSpec(seed=1)) is None  # built from another spec
+
+
+def test_corpus_is_reused_when_intact_and_rebuilt_when_not(tmp_path: Path) -> None:
+    spec = CorpusSpec(seed=3, speakers=3, valid_speakers=1, test_speakers=1, phrasings_per_intent=1, intents=2)
+    directory, manifest = ensure_corpus(tmp_path, spec)
+    assert directory == corpus_dir(tmp_path, spec)
+    wav = directory / next(p for p in manifest["files"] if p.endswith(".wav"))
+    stamp = wav.stat().st_mtime_ns
+    assert ensure_corpus(tmp_path, spec)[1] == manifest
+    assert wav.stat().st_mtime_ns == stamp  # reused, not re-synthesized
+
+    original = wav.read_bytes()
+    wav.write_bytes(original[:100])  # damaged
+    assert verify_corpus(directory, spec) is None
+    rebuilt_dir, rebuilt = ensure_corpus(tmp_path, spec)
+    assert rebuilt["checksum"] == manifest["checksum"]
+    assert (rebuilt_dir / wav.relative_to(directory)).read_bytes() == original
