@@ -1,0 +1,99 @@
+"""Experience replay for seq2seq SLU on Avalanche's own ``ReplayPlugin`` and storage policies.
+
+Only the loader changes: Avalanche's ``ReplayDataLoader`` is kept (new and buffer samples
+concatenated in each batch) but handed the scenario's ``collate_fn``, which pads the
+variable-length audio. Buffer policies map onto Avalanche's storage policies:
+
+- ``reservoir``: ``ReservoirSamplingBuffer`` (uniform over everything seen);
+- ``class_balanced``: ``ClassBalancedBuffer`` (equal slots per seen class);
+- ``herding``: ``ParametricBuffer`` grouped by class with iCaRL herding on the pooled
+  encoder embedding (``PooledHerding``), recomputed with the current model at each update.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+import torch
+from avalanche.benchmarks.utils.data_loader import ReplayDataLoader
+from avalanche.training.plugins import ReplayPlugin
+from avalanche.training.storage_policy import (
+    ClassBalancedBuffer,
+    ExemplarsBuffer,
+    HerdingSelectionStrategy,
+    ParametricBuffer,
+    ReservoirSamplingBuffer,
+)
+from torch.utils.data import DataLoader
+
+POLICIES = ("reservoir", "class_balanced", "herding")
+
+
+def buffer_size(size: int | float, train_size: int) -> int:
+    """A count as given, or a fraction of the training set (the paper's 1% and 2%)."""
+    if isinstance(size, float):
+        return max(1, round(size * train_size))
+    return int(size)
+
+
+class PooledHerding(HerdingSelectionStrategy):
+    """iCaRL herding on the masked-mean encoder embedding of the current model.
+
+    Avalanche's feature-based selection calls ``model(x)`` through a layer hook, which a
+    seq2seq model cannot serve (it needs the lengths); this computes the features itself
+    and reuses Avalanche's herding order.
+    """
+
+    def __init__(self, collate_fn: Any, batch_size: int = 64):
+        self.collate_fn = collate_fn
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def make_sorted_indices(self, strategy: Any, data: Any) -> List[int]:
+        model = strategy.model
+        was_training = model.training
+        model.eval()
+        features = []
+        for batch in DataLoader(data, batch_size=self.batch_size, collate_fn=self.collate_fn):
+            x, x_lens = batch[0].to(strategy.device), batch[2].to(strategy.device)
+            features.append(model.pooled(*model.encode(x, x_lens)).cpu())
+        model.train(was_training)
+        return self.make_sorted_indices_from_features(torch.cat(features))
+
+
+def make_storage_policy(policy: str, max_size: int, collate_fn: Any) -> ExemplarsBuffer:
+    """The Avalanche storage policy named ``policy`` holding at most ``max_size`` samples."""
+    if policy == "reservoir":
+        return ReservoirSamplingBuffer(max_size)
+    if policy == "class_balanced":
+        return ClassBalancedBuffer(max_size, adaptive_size=True)
+    if policy == "herding":
+        return ParametricBuffer(max_size, groupby="class", selection_strategy=PooledHerding(collate_fn))
+    raise ValueError(f"unknown buffer policy '{policy}'; known: {', '.join(POLICIES)}")
+
+
+class Seq2SeqReplayPlugin(ReplayPlugin):
+    """Avalanche's ``ReplayPlugin`` with a loader that pads variable-length audio."""
+
+    def __init__(self, mem_size: int, collate_fn: Any, storage_policy: ExemplarsBuffer, batch_size_mem: int | None = None):
+        super().__init__(mem_size=mem_size, batch_size_mem=batch_size_mem, storage_policy=storage_policy)
+        self.collate_fn = collate_fn
+
+    def before_training_exp(self, strategy: Any, num_workers: int = 0, shuffle: bool = True, drop_last: bool = False, **kwargs: Any) -> None:
+        if len(self.storage_policy.buffer) == 0:
+            return
+        strategy.dataloader = ReplayDataLoader(
+            strategy.adapted_dataset,
+            self.storage_policy.buffer,
+            oversample_small_tasks=True,
+            batch_size=self.batch_size or strategy.train_mb_size,
+            batch_size_mem=self.batch_size_mem or strategy.train_mb_size,
+            num_workers=num_workers,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            collate_fn=self.collate_fn,
+        )
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        """Update the buffer (Avalanche's non-deprecated entry point, same effect as ``update``)."""
+        self.storage_policy.post_adapt(strategy, strategy.experience)

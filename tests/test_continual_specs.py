@@ -1,0 +1,48 @@
+"""The continual run specs in runs/ validate, and the paper settings fail clearly without their corpus."""
+
+from pathlib import Path
+
+import pytest
+
+from suite import spec
+from suite.errors import SuiteError
+
+pytest.importorskip("scenarios.slu.plugins")
+
+RUNS = Path(__file__).resolve().parents[1] / "runs"
+CONTINUAL = sorted([*RUNS.glob("spoken-*.yaml"), *RUNS.glob("coconut-*.yaml"), RUNS / "quickstart.yaml"])
+METHODS = ["finetune", "joint", "replay", "ewc", "lwf", "akd", "skd", "coconut"]
+
+
+@pytest.mark.parametrize("path", CONTINUAL, ids=lambda p: p.name)
+def test_spec_validates(path):
+    plan = spec.plan(path)
+    assert plan.base.method.family == "continual"
+    for _, point in plan.points:
+        assert point.model.name == "slu-seq2seq"
+
+
+def test_one_spec_per_method_and_the_paper_settings_exist():
+    for method in METHODS:
+        assert spec.plan(RUNS / f"spoken-{method}.yaml").base.method.name == method
+    for name in ("fsc-3", "fsc-6", "fsc-10", "slurp-3", "slurp-6"):
+        assert (RUNS / f"coconut-{name}.yaml").exists()
+    fsc10 = spec.plan(RUNS / "coconut-fsc-10.yaml").base
+    assert fsc10.scenario_options.classes_per_exp == [4] + [3] * 9
+
+
+def test_quickstart_compares_finetune_replay_coconut():
+    plan = spec.plan(RUNS / "quickstart.yaml")
+    assert [point.method.name for _, point in plan.points] == ["finetune", "replay", "coconut"]
+    assert plan.base.seeds == [0]
+
+
+@pytest.mark.parametrize("name", ["coconut-fsc-6.yaml", "coconut-slurp-3.yaml"])
+def test_paper_setting_without_corpus_raises_a_clear_error(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # data/fsc and data/slurp do not exist here
+    point = spec.plan(RUNS / name, overrides=[f"scenario.root={tmp_path / 'absent'}"]).base
+    from suite.plugins import BuildContext
+
+    with pytest.raises(SuiteError) as error:
+        point.scenario.build(point.scenario_options, BuildContext(seed=0, cache_dir=tmp_path, run_dir=tmp_path))
+    assert "absent" in str(error.value)
