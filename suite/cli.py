@@ -8,7 +8,6 @@ run exists; a run that fails later is closed FAILED in MLflow and exits non-zero
 from __future__ import annotations
 
 import functools
-import importlib.util
 import shlex
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from suite import registry
 from suite import spec as specs
 from suite.errors import SuiteError
 from suite.progress import set_quiet
+from suite.sequential.cli import convert_sequences_command
 from suite.tracking import DEFAULT_ARTIFACTS, default_tracking_uri
 
 EXIT_USER_ERROR = 2
@@ -205,16 +205,7 @@ def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], 
         raise ChildRunFailed(result.failed[0], RuntimeError(result.failed[0].error), len(result.failed), len(result.children))
 
 
-def _register_extensions() -> None:
-    """Family-specific commands (e.g. dataset converters) join the group when installed."""
-    if importlib.util.find_spec("suite.sequential.cli") is None:
-        return
-    from suite.sequential.cli import convert_sequences_command
-
-    main.add_command(convert_sequences_command, name="convert-sequences")
-
-
-_register_extensions()
+main.add_command(convert_sequences_command, name="convert-sequences")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from suite.paths import cache_root
 from suite.plugins import RunContext
 from suite.progress import is_quiet, set_quiet
 from suite.seeding import seed_everything
-from suite.tracking import Tracker, flatten, get_or_create_experiment, provenance_tags, run_status
+from suite.tracking import Tracker, flatten, get_or_create_experiment, metric_key, provenance_tags, run_status
 
 
 @dataclass
@@ -224,7 +224,7 @@ def _close_pending(tracking_uri: str, run_ids: list[str], status: int) -> None:
 def _log_summary(tracker: Tracker, summary: dict[str, float]) -> None:
     """Log summary values the method did not log itself, so every child has them as metrics."""
     logged = tracker.client.get_run(tracker.run_id).data.metrics
-    missing = {key: value for key, value in summary.items() if key not in logged}
+    missing = {key: value for key, value in summary.items() if metric_key(key) not in logged}
     if missing:
         tracker.log_metrics(missing)
     tracker.log_dict(summary, "summary.json")

@@ -102,6 +102,11 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def metric_key(key: str) -> str:
+    """MLflow rejects '@' in metric names: ``test.hit@10`` is logged as ``test.hit_at_10``."""
+    return key.replace("@", "_at_")
+
+
 class Tracker:
     """Logs into one MLflow run. Safe to rebuild in another process from (uri, run_id)."""
 
@@ -112,7 +117,7 @@ class Tracker:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         timestamp = int(time.time() * 1000)
-        entries = [Metric(key, float(value), timestamp, step or 0) for key, value in metrics.items()]
+        entries = [Metric(metric_key(key), float(value), timestamp, step or 0) for key, value in metrics.items()]
         for start in range(0, len(entries), BATCH_LIMIT):
             self.client.log_batch(self.run_id, metrics=entries[start:start + BATCH_LIMIT], synchronous=True)
 

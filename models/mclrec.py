@@ -1,0 +1,270 @@
+"""MCLRec (Qin et al., SIGIR 2023) as an ordinary RecBole ``SequentialRecommender``.
+
+A SASRec encoder (item + position embeddings, Transformer blocks, last-position
+representation, cross-entropy over all items) plus CL4SRec's data augmentation and
+MCLRec's two learnable model augmenters. ``calculate_loss`` returns the encoder
+objective L0 as a tuple of its weighted terms, so RecBole's own ``Trainer`` trains it
+jointly (the MCLRec-J ablation, or CL4SRec when ``use_cl2`` is off); the bilevel
+meta-optimization lives in ``suite.sequential.meta_trainer.MetaTrainer``.
+
+A plain RecBole user passes every hyperparameter (custom model classes get no YAML
+defaults): ``Config(model=MCLRec, dataset=..., config_dict={**MCLRec.default_config(), ...})``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.model.layers import TransformerEncoder
+from torch import nn
+
+from suite.sequential.augment import AugmentedViews, SequenceAugmenter
+from suite.sequential.losses import cl2_loss, cl2_regularizer, info_nce
+
+ENCODER_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 64,
+    "n_layers": 2,
+    "n_heads": 2,
+    "inner_size": 256,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12,
+    "initializer_range": 0.02,
+    "hidden_dropout_prob": 0.5,
+    "attn_dropout_prob": 0.5,
+    "loss_type": "CE",
+    "MAX_ITEM_LIST_LENGTH": 50,
+}
+MCLREC_DEFAULTS: dict[str, Any] = {
+    "use_cl1": True,
+    "cl1_weight": 0.1,
+    "use_cl2": True,
+    "cl2_weight": 0.1,
+    "use_regularizer": True,
+    "regularizer_weight": None,  # None: 0.1 * cl2_weight
+    "regularizer_scope": "per_anchor",
+    "shared_augmenter": False,
+    "cl_temperature": 1.0,
+    "aug_crop_ratio": 0.5,
+    "aug_mask_ratio": 0.5,
+    "aug_reorder_ratio": 0.8,
+}
+
+
+class Augmenter(nn.Module):
+    """A learnable model augmenter: 3-layer MLP h -> h/2 -> h/4 -> h with GELU, L2-normalized output."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size // 2),
+            nn.GELU(),
+            nn.Linear(hidden_size // 2, hidden_size // 4),
+            nn.GELU(),
+            nn.Linear(hidden_size // 4, hidden_size),
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(h), dim=-1)
+
+
+class MCLRec(SequentialRecommender):
+    """SASRec encoder + augmentation + learnable augmenters; CL4SRec when ``use_cl2`` is off."""
+
+    def __init__(self, config: Any, dataset: Any):
+        super().__init__(config, dataset)
+        get = lambda key: _config_value(config, key)  # noqa: E731 - defaults for plain-RecBole users
+        self.hidden_size = get("hidden_size")
+        self.loss_type = get("loss_type")
+        if self.loss_type != "CE":
+            raise ValueError(f"MCLRec trains with loss_type CE (cross-entropy over all items), got {self.loss_type!r}")
+        self.initializer_range = get("initializer_range")
+        self.use_cl1, self.cl1_weight = bool(get("use_cl1")), float(get("cl1_weight"))
+        self.use_cl2, self.cl2_weight = bool(get("use_cl2")), float(get("cl2_weight"))
+        self.use_regularizer = bool(get("use_regularizer")) and self.use_cl2
+        weight = get("regularizer_weight")
+        self.regularizer_weight = 0.1 * self.cl2_weight if weight is None else float(weight)
+        self.per_anchor = _scope_is_per_anchor(get("regularizer_scope"))
+        self.temperature = float(get("cl_temperature"))
+        self.mask_id = self.n_items  # one extra embedding row, never scored
+        self._build_encoder(get)
+        self.augmenters = self._build_augmenters(bool(get("shared_augmenter")))
+        self.apply(self._init_weights)
+        self.augment = SequenceAugmenter(
+            get("aug_crop_ratio"), get("aug_mask_ratio"), get("aug_reorder_ratio"), self.mask_id, seed=int(config["seed"] or 0)
+        )
+
+    @staticmethod
+    def default_config() -> dict[str, Any]:
+        """Every hyperparameter MCLRec reads, at the values of METHODS.md."""
+        return {**ENCODER_DEFAULTS, **MCLREC_DEFAULTS, "train_neg_sample_args": None}
+
+    def _build_encoder(self, get: Any) -> None:
+        self.item_embedding = nn.Embedding(self.n_items + 1, self.hidden_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
+        self.trm_encoder = TransformerEncoder(
+            n_layers=get("n_layers"),
+            n_heads=get("n_heads"),
+            hidden_size=self.hidden_size,
+            inner_size=get("inner_size"),
+            hidden_dropout_prob=get("hidden_dropout_prob"),
+            attn_dropout_prob=get("attn_dropout_prob"),
+            hidden_act=get("hidden_act"),
+            layer_norm_eps=get("layer_norm_eps"),
+        )
+        self.LayerNorm = nn.LayerNorm(self.hidden_size, eps=get("layer_norm_eps"))
+        self.dropout = nn.Dropout(get("hidden_dropout_prob"))
+
+    def _build_augmenters(self, shared: bool) -> nn.ModuleList:
+        if not self.use_cl2:
+            return nn.ModuleList()
+        return nn.ModuleList([Augmenter(self.hidden_size) for _ in range(1 if shared else 2)])
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """SASRec's initialization: normal(0, initializer_range), LayerNorm to identity."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    # -- parameter groups: the two sides of the bilevel problem -------------------------
+
+    def augmenter_parameters(self) -> list[nn.Parameter]:
+        return list(self.augmenters.parameters())
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        ids = {id(p) for p in self.augmenter_parameters()}
+        return [p for p in self.parameters() if id(p) not in ids]
+
+    @property
+    def has_augmenters(self) -> bool:
+        return len(self.augmenters) > 0
+
+    def augmenter_pair(self) -> tuple[nn.Module, nn.Module]:
+        return self.augmenters[0], self.augmenters[-1]
+
+    # -- encoder ------------------------------------------------------------------------
+
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """Representation of each sequence: the last Transformer layer at its last position."""
+        positions = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
+        hidden = self.item_embedding(item_seq) + self.position_embedding(positions.unsqueeze(0).expand_as(item_seq))
+        hidden = self.dropout(self.LayerNorm(hidden))
+        output = self.trm_encoder(hidden, self.get_attention_mask(item_seq), output_all_encoded_layers=True)[-1]
+        return self.gather_indexes(output, item_seq_len - 1)
+
+    def encode_bucketed(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """``forward`` on length buckets, each cut to its longest sequence: the same values, less work.
+
+        Sequences are left-aligned and attention is causal, so the state at position len-1
+        never sees the right padding; cropped views and short prefixes then cost what
+        their length costs instead of the full padded width.
+        """
+        width = item_seq.size(1)
+        bounds = [width // 4, width // 2, width]
+        low = 0
+        pieces, index_list = [], []
+        for high in bounds:
+            rows = ((item_seq_len > low) & (item_seq_len <= high)).nonzero(as_tuple=True)[0]
+            low = high
+            if rows.numel() == 0:
+                continue
+            cut = int(item_seq_len[rows].max())
+            pieces.append(self.forward(item_seq[rows, :cut], item_seq_len[rows]))
+            index_list.append(rows)
+        return torch.cat(pieces).index_select(0, torch.argsort(torch.cat(index_list)))
+
+    def encode_batch(self, interaction: Any, views: AugmentedViews | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """h for the batch and h1, h2 for its views, encoded together in length buckets."""
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        if views is None:
+            return self.encode_bucketed(item_seq, item_seq_len), None, None
+        stacked = self.encode_bucketed(torch.cat([item_seq, views.seq1, views.seq2]), torch.cat([item_seq_len, views.len1, views.len2]))
+        h, h1, h2 = stacked.split(item_seq.size(0))
+        return h, h1, h2
+
+    def encode_views(self, views: AugmentedViews) -> tuple[torch.Tensor, torch.Tensor]:
+        stacked = self.encode_bucketed(torch.cat([views.seq1, views.seq2]), torch.cat([views.len1, views.len2]))
+        h1, h2 = stacked.split(views.seq1.size(0))
+        return h1, h2
+
+    # -- losses -------------------------------------------------------------------------
+
+    @property
+    def needs_views(self) -> bool:
+        return self.use_cl1 or self.use_cl2
+
+    def draw_views(self, interaction: Any) -> AugmentedViews | None:
+        """Two augmented views of each training sequence (None when no contrastive term is on)."""
+        if not self.needs_views:
+            return None
+        return self.augment(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+
+    def rec_loss(self, h: torch.Tensor, pos_items: torch.Tensor) -> torch.Tensor:
+        """L_rec: cross-entropy of the next item over all items (the mask row excluded)."""
+        logits = h @ self.item_embedding.weight[: self.n_items].T
+        return F.cross_entropy(logits, pos_items)
+
+    def encoder_loss_terms(self, interaction: Any, views: AugmentedViews | None) -> dict[str, torch.Tensor]:
+        """The weighted terms of L0 = L_rec + lambda L_cl1 + beta L_cl2 + gamma R."""
+        h, h1, h2 = self.encode_batch(interaction, views)
+        terms = {"rec": self.rec_loss(h, interaction[self.POS_ITEM_ID])}
+        if self.use_cl1:
+            terms["cl1"] = self.cl1_weight * info_nce(h1, h2, self.temperature)
+        if self.has_augmenters:
+            terms.update(self._meta_terms(h1, h2, self.cl2_weight))
+        return terms
+
+    def augmenter_loss_terms(self, views: AugmentedViews) -> dict[str, torch.Tensor]:
+        """The terms of L1 = L_cl2 + gamma R; the encoder runs without autograd (no encoder gradient)."""
+        with torch.no_grad():
+            h1, h2 = self.encode_views(views)
+        return self._meta_terms(h1, h2, 1.0)
+
+    def _meta_terms(self, h1: torch.Tensor, h2: torch.Tensor, cl2_scale: float) -> dict[str, torch.Tensor]:
+        augmenter1, augmenter2 = self.augmenter_pair()
+        z1, z2 = augmenter1(h1), augmenter2(h2)
+        terms = {"cl2": cl2_scale * cl2_loss(h1, h2, z1, z2, self.temperature)}
+        if self.use_regularizer:
+            terms["reg"] = self.regularizer_weight * cl2_regularizer(h1, h2, z1, z2, self.temperature, self.per_anchor)
+        return terms
+
+    @property
+    def loss_term_names(self) -> list[str]:
+        """Names of the terms ``calculate_loss`` returns, in order (for per-term logging)."""
+        names = ["rec"] + (["cl1"] if self.use_cl1 else [])
+        if self.has_augmenters:
+            names += ["cl2"] + (["reg"] if self.use_regularizer else [])
+        return names
+
+    def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:
+        """L0 as a tuple of weighted terms (rec, cl1, cl2, reg): RecBole's Trainer sums and logs them."""
+        return tuple(self.encoder_loss_terms(interaction, self.draw_views(interaction)).values())
+
+    # -- scoring ------------------------------------------------------------------------
+
+    def predict(self, interaction: Any) -> torch.Tensor:
+        h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return (h * self.item_embedding(interaction[self.ITEM_ID])).sum(dim=1)
+
+    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
+        h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return h @ self.item_embedding.weight[: self.n_items].T
+
+
+def _config_value(config: Any, key: str) -> Any:
+    """The config's value, or MCLRec's default when a plain-RecBole user left the key out."""
+    defaults = {**ENCODER_DEFAULTS, **MCLREC_DEFAULTS}
+    value = config[key]
+    return defaults.get(key) if value is None else value
+
+
+def _scope_is_per_anchor(scope: str) -> bool:
+    if scope not in ("per_anchor", "batch"):
+        raise ValueError(f"regularizer_scope must be 'per_anchor' or 'batch', got {scope!r}")
+    return scope == "per_anchor"

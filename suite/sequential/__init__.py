@@ -1,0 +1,1 @@
+"""Sequential recommendation on RecBole: MCLRec, its augmenters, losses and bilevel trainer."""

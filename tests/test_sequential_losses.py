@@ -1,0 +1,128 @@
+"""MCLRec's losses and augmentations on cases small enough to compute by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from suite.sequential.augment import SequenceAugmenter, crop, mask, reorder
+from suite.sequential.losses import cl2_loss, cl2_regularizer, contrastive_regularizer, info_nce, pair_scores
+
+# Two pairs of 2-d views: x = [a, b], y = [c, d].
+X = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+Y = torch.tensor([[1.0, 1.0], [0.0, 2.0]])
+# Stacked views v = [a, b, c, d]; dot products by hand:
+# a.b=0 a.c=1 a.d=0 | b.c=1 b.d=2 | c.d=2
+# anchor a: positive a.c=1, negatives a.b=0, a.d=0
+# anchor b: positive b.d=2, negatives b.a=0, b.c=1
+# anchor c: positive c.a=1, negatives c.b=1, c.d=2
+# anchor d: positive d.b=2, negatives d.a=0, d.c=2
+POSITIVES = [1.0, 2.0, 1.0, 2.0]
+NEGATIVES = [[0.0, 0.0], [0.0, 1.0], [1.0, 2.0], [0.0, 2.0]]
+
+
+def _hand_info_nce(temperature: float) -> float:
+    total = 0.0
+    for positive, negatives in zip(POSITIVES, NEGATIVES):
+        logits = [positive / temperature] + [n / temperature for n in negatives]
+        total += -logits[0] + math.log(sum(math.exp(v) for v in logits))
+    return total / 4
+
+
+def test_pair_scores_are_positives_and_the_2_b_minus_1_negatives() -> None:
+    positives, negatives = pair_scores(X, Y)
+    assert positives.tolist() == POSITIVES
+    assert sorted(map(sorted, negatives.tolist())) == sorted(map(sorted, NEGATIVES))
+    assert negatives.shape == (4, 2)  # 2(|B|-1) per anchor
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_info_nce_matches_hand_computation(temperature: float) -> None:
+    assert info_nce(X, Y, temperature).item() == pytest.approx(_hand_info_nce(temperature), rel=1e-6)
+
+
+def test_info_nce_is_symmetric_in_its_arguments() -> None:
+    assert info_nce(X, Y).item() == pytest.approx(info_nce(Y, X).item(), rel=1e-6)
+
+
+def test_regularizer_per_anchor_by_hand() -> None:
+    # per anchor: max negative m = [0, 1, 2, 2]; o_min = min(p, m) = [0, 1, 1, 2]; o_max = max(p, m) = [1, 2, 2, 2]
+    # positive term: relu(p - o_min) = [1, 1, 0, 0] -> mean 0.5
+    # negative term: relu(o_max - n) = [[1,1],[2,1],[1,0],[2,0]] -> sum 8 / 8 = 1.0
+    assert contrastive_regularizer(X, Y, 1.0, per_anchor=True).item() == pytest.approx(1.5)
+
+
+def test_regularizer_batch_wide_by_hand() -> None:
+    # batch: min positive 1, max negative 2 -> o_min = 1, o_max = 2
+    # positive term: relu(p - 1) = [0, 1, 0, 1] -> 0.5; negative term: relu(2 - n) = [[2,2],[2,1],[1,0],[2,0]] -> 10 / 8
+    assert contrastive_regularizer(X, Y, 1.0, per_anchor=False).item() == pytest.approx(0.5 + 1.25)
+
+
+def test_regularizer_uses_temperature_scaled_scores() -> None:
+    assert contrastive_regularizer(X, Y, 0.5).item() == pytest.approx(2 * 1.5)
+
+
+def test_cl2_is_the_sum_of_the_three_pairs() -> None:
+    h1, h2 = X, Y
+    z1, z2 = torch.tensor([[0.6, 0.8], [1.0, 0.0]]), torch.tensor([[0.0, 1.0], [0.8, 0.6]])
+    expected = info_nce(z1, z2) + info_nce(h1, z2) + info_nce(h2, z1)
+    assert cl2_loss(h1, h2, z1, z2).item() == pytest.approx(expected.item())
+    expected_r = sum(contrastive_regularizer(a, b) for a, b in ((z1, z2), (h1, z2), (h2, z1)))
+    assert cl2_regularizer(h1, h2, z1, z2).item() == pytest.approx(expected_r.item())
+    # hand value of one term: L_con(h1, z2) with h1 = X, z2 = [[0,1],[.8,.6]]
+    # v = [a=(1,0), b=(0,1), e=(0,1), f=(.8,.6)]; a: pos a.e=0, negs a.b=0 a.f=.8; b: pos b.f=.6, negs 0, 1;
+    # e: pos e.a=0, negs e.b=1 e.f=.6; f: pos f.b=.6, negs f.a=.8 f.e=.6
+    pos = [0.0, 0.6, 0.0, 0.6]
+    neg = [[0.0, 0.8], [0.0, 1.0], [1.0, 0.6], [0.8, 0.6]]
+    hand = sum(-p + math.log(math.exp(p) + sum(math.exp(n) for n in ns)) for p, ns in zip(pos, neg)) / 4
+    assert info_nce(h1, z2).item() == pytest.approx(hand, rel=1e-6)
+
+
+def test_crop_mask_reorder() -> None:
+    rng = np.random.default_rng(0)
+    items = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    cropped = crop(items, 0.5, rng)
+    assert len(cropped) == 5 and cropped == items[items.index(cropped[0]): items.index(cropped[0]) + 5]
+    masked = mask(items, 0.5, 99, rng)
+    assert masked.count(99) == 5 and [a for a, b in zip(items, masked) if b != 99] == [b for b in masked if b != 99]
+    shuffled = reorder(items, 0.8, rng)
+    assert sorted(shuffled) == items and len(shuffled) == 10
+    changed = [i for i, (a, b) in enumerate(zip(items, shuffled)) if a != b]
+    assert not changed or changed[-1] - changed[0] < 8  # only a span of 8 moves
+
+
+def test_two_views_use_two_different_operators_and_leave_short_sequences_alone() -> None:
+    augmenter = SequenceAugmenter(0.5, 0.5, 0.8, mask_id=99, seed=3)
+    seq = torch.tensor([[5, 6, 7, 8, 0, 0], [4, 0, 0, 0, 0, 0]])
+    lengths = torch.tensor([4, 1])
+    for _ in range(20):
+        views = augmenter(seq, lengths)
+        assert views.seq1[1].tolist() == [4, 0, 0, 0, 0, 0] and views.len1[1] == 1 == views.len2[1]
+        kinds = {_operator_of(views.seq1[0].tolist(), int(views.len1[0])), _operator_of(views.seq2[0].tolist(), int(views.len2[0]))}
+        assert len(kinds) == 2 or "unchanged" in kinds  # a reorder may leave the order as it was
+
+
+def _operator_of(view: list[int], length: int) -> str:
+    if length == 2:
+        return "crop"
+    if 99 in view:
+        return "mask"
+    return "reorder" if view[:4] != [5, 6, 7, 8] else "unchanged"
+
+
+def test_augmentation_is_reproducible_from_the_seed() -> None:
+    seq = torch.arange(1, 41).view(4, 10)
+    lengths = torch.tensor([10, 7, 3, 9])
+    first = SequenceAugmenter(0.5, 0.5, 0.8, 99, seed=7)(seq, lengths)
+    second = SequenceAugmenter(0.5, 0.5, 0.8, 99, seed=7)(seq, lengths)
+    assert torch.equal(first.seq1, second.seq1) and torch.equal(first.seq2, second.seq2)
+    assert torch.equal(first.len1, second.len1)
+
+
+def test_a_batch_of_one_pair_has_no_negatives_and_costs_nothing() -> None:
+    x, y = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 0.1]])
+    assert info_nce(x, y).item() == pytest.approx(0.0)
+    assert contrastive_regularizer(x, y).item() == 0.0
