@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from suite import spec
+from suite.cli import main
 from suite.errors import SuiteError
 
 pytest.importorskip("scenarios.slu.plugins")
@@ -16,7 +17,7 @@ METHODS = ["finetune", "joint", "replay", "ewc", "lwf", "akd", "skd", "coconut"]
 
 @pytest.mark.parametrize("path", CONTINUAL, ids=lambda p: p.name)
 def test_spec_validates(path):
-    plan = spec.plan(path)
+    plan = spec.plan(path, check_data=False)
     assert plan.base.method.family == "continual"
     for _, point in plan.points:
         assert point.model.name == "slu-seq2seq"
@@ -27,7 +28,7 @@ def test_one_spec_per_method_and_the_paper_settings_exist():
         assert spec.plan(RUNS / f"spoken-{method}.yaml").base.method.name == method
     for name in ("fsc-3", "fsc-6", "fsc-10", "slurp-3", "slurp-6"):
         assert (RUNS / f"coconut-{name}.yaml").exists()
-    fsc10 = spec.plan(RUNS / "coconut-fsc-10.yaml").base
+    fsc10 = spec.plan(RUNS / "coconut-fsc-10.yaml", check_data=False).base
     assert fsc10.scenario_options.classes_per_exp == [4] + [3] * 9
 
 
@@ -40,9 +41,23 @@ def test_quickstart_compares_finetune_replay_coconut():
 @pytest.mark.parametrize("name", ["coconut-fsc-6.yaml", "coconut-slurp-3.yaml"])
 def test_paper_setting_without_corpus_raises_a_clear_error(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # data/fsc and data/slurp do not exist here
-    point = spec.plan(RUNS / name, overrides=[f"scenario.root={tmp_path / 'absent'}"]).base
+    point = spec.plan(RUNS / name, overrides=[f"scenario.root={tmp_path / 'absent'}"], check_data=False).base
     from suite.plugins import BuildContext
 
     with pytest.raises(SuiteError) as error:
         point.scenario.build(point.scenario_options, BuildContext(seed=0, cache_dir=tmp_path, run_dir=tmp_path))
     assert "absent" in str(error.value)
+
+
+@pytest.mark.parametrize("name, expected", [("coconut-fsc-3.yaml", "missing folder data/"), ("coconut-slurp-6.yaml", "missing train.jsonl")])
+def test_paper_setting_without_corpus_stops_before_any_mlflow_run(name, expected, tracking_uri, tmp_path):
+    import mlflow
+    from click.testing import CliRunner
+
+    corpus = tmp_path / "partial"
+    corpus.mkdir()
+    result = CliRunner().invoke(main, ["run", str(RUNS / name), "-q", "-o", f"scenario.root={corpus}"])
+    assert result.exit_code == 2
+    assert str(corpus) in result.output and expected in result.output
+    assert "expected <root>/" in result.output and "https://" in result.output
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []

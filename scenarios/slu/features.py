@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 
 from scenarios.slu.audio import TARGET_RATE, read_audio, single_thread
-from scenarios.slu.corpus import SPLITS, Corpus, locked
+from scenarios.slu.corpus import SPLITS, Corpus, locked, staged
 from scenarios.slu.options import FeatureOptions
 from suite.errors import DataError
 from suite.progress import progress
@@ -88,18 +86,10 @@ def load_or_compute(corpus: Corpus, options: FeatureOptions, cache_root: Path, s
         if cached is not None:
             _refuse_skipped(cached.skipped, skip_bad_audio)
             return cached
-        staging = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        try:
-            with single_thread():
-                skipped, stats = _compute_into(staging, corpus, options, skip_bad_audio)
-                _normalize_into(staging, options.n_mels, stats)
+        with staged(directory) as staging, single_thread():
+            skipped, stats = _compute_into(staging, corpus, options, skip_bad_audio)
+            _normalize_into(staging, options.n_mels, stats)
             _write_meta(staging, corpus, options, stats, skipped)
-            shutil.rmtree(directory, ignore_errors=True)
-            os.replace(staging, directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         result = _read_cache(directory, corpus)
     if result is None:
         raise DataError(f"{directory}: feature cache could not be read back after writing it")

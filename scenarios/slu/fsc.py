@@ -40,14 +40,16 @@ def load_fsc(root: str | Path, fingerprint: str | None = None, name: str = "fsc"
     content checksum, which survives a byte-identical rebuild).
     """
     root = Path(root).expanduser().resolve()
-    _check_layout(root)
+    check_layout(root)
     splits = {split: _read_split(root, csv_path(root, split)) for split in SPLITS}
     if fingerprint is None:
         fingerprint = file_fingerprint([csv_path(root, s) for s in SPLITS], [u for s in SPLITS for u in splits[s]])
     return Corpus(name=name, root=root, splits=splits, fingerprint=fingerprint)
 
 
-def _check_layout(root: Path) -> None:
+def check_layout(root: str | Path) -> None:
+    """Raise a DataError naming the first missing piece of the FSC layout (no audio read)."""
+    root = Path(root).expanduser().resolve()
     if not root.exists():
         raise _layout_error(root, "directory does not exist")
     if not root.is_dir():

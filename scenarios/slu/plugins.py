@@ -78,6 +78,22 @@ def build_slurp(options: SLURPOptions, ctx: BuildContext) -> "SLUBenchmark":
     return build_benchmark(corpus, options, ctx)
 
 
+def check_fsc(options: FSCOptions) -> None:
+    """Pre-flight: a missing or malformed FSC copy fails before any MLflow run is created."""
+    from scenarios.slu.fsc import check_layout
+
+    check_layout(options.root)
+
+
+def check_slurp(options: SLURPOptions) -> None:
+    """Pre-flight: a missing or malformed SLURP copy fails before any MLflow run is created."""
+    from scenarios.slu.slurp import check_layout
+
+    root = Path(options.root).expanduser().resolve()
+    audio = Path(options.audio_dir).expanduser().resolve() if options.audio_dir else root
+    check_layout(root, audio, options.use_synthetic)
+
+
 SPOKEN_COMMANDS = ScenarioPlugin(
     name="spoken-commands",
     family="continual",
@@ -90,6 +106,7 @@ FSC = ScenarioPlugin(
     family="continual",
     options=FSCOptions,
     build=build_fsc,
+    check=check_fsc,
     description="Fluent Speech Commands (31 intents) from a local copy; FSC-3/6/10 via num_experiences",
 )
 SLURP = ScenarioPlugin(
@@ -97,5 +114,6 @@ SLURP = ScenarioPlugin(
     family="continual",
     options=SLURPOptions,
     build=build_slurp,
+    check=check_slurp,
     description="SLURP (18 scenarios) from a local copy; SLURP-3/6 via num_experiences",
 )

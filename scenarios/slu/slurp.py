@@ -36,7 +36,7 @@ def load_slurp(root: str | Path, label: str = "scenario", use_synthetic: bool = 
         raise DataError(f"SLURP label must be one of {', '.join(LABELS)}, got '{label}'")
     root = Path(root).expanduser().resolve()
     audio = Path(audio_dir).expanduser().resolve() if audio_dir else root
-    _check_layout(root, audio, use_synthetic)
+    check_layout(root, audio, use_synthetic)
     splits = {split: _read_jsonl(root / name, audio / "slurp_real", label) for split, name in FILES.items()}
     metadata = [root / name for name in FILES.values()]
     if use_synthetic:
@@ -47,7 +47,8 @@ def load_slurp(root: str | Path, label: str = "scenario", use_synthetic: bool = 
     return Corpus(name=name, root=root, splits=splits, fingerprint=fingerprint)
 
 
-def _check_layout(root: Path, audio: Path, use_synthetic: bool) -> None:
+def check_layout(root: Path, audio: Path, use_synthetic: bool = False) -> None:
+    """Raise a DataError naming the first missing piece of the SLURP layout (no audio read)."""
     if not root.exists():
         raise _layout_error(root, "directory does not exist")
     if not root.is_dir():

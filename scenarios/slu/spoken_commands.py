@@ -14,8 +14,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import shutil
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ import torch
 
 from scenarios.slu import grammar
 from scenarios.slu.audio import TARGET_RATE, resample, single_thread, to_pcm16
-from scenarios.slu.corpus import SPLITS, locked
+from scenarios.slu.corpus import SPLITS, locked, staged
 from scenarios.slu.espeak import SAMPLE_RATE as ESPEAK_RATE
 from scenarios.slu.espeak import SynthJob, synthesize
 from suite.errors import DataError
@@ -91,14 +89,8 @@ def ensure_corpus(cache_root: Path, spec: CorpusSpec, workers: int = 2) -> tuple
         manifest = verify_corpus(target, spec)
         if manifest is not None:
             return target, manifest
-        staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
+        with staged(target) as staging:
             synthesize_corpus(staging, spec, workers=workers)
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         manifest = verify_corpus(target, spec)
     if manifest is None:
         raise DataError(f"{target}: freshly synthesized corpus does not match its manifest")

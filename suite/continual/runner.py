@@ -25,6 +25,7 @@ from suite.continual.joint import JointDataPlugin
 from suite.continual.lwf import Seq2SeqLwFPlugin
 from suite.continual.metrics import DecodingMetrics
 from suite.continual.mlflow_logger import MLflowContinualLogger
+from suite.continual.progress import EpochProgressPlugin
 from suite.continual.replay import Seq2SeqReplayPlugin, buffer_size, make_storage_policy
 from suite.continual.skd import SKDPlugin
 from suite.continual.strategy import Seq2SeqTemplate
@@ -78,10 +79,10 @@ def build_strategy(model: torch.nn.Module, slu: Any, method: str, options: Any, 
     evaluator = EvaluationPlugin(DecodingMetrics(), loggers=[logger] if logger else [])
     tokenizer = slu.tokenizer
     return Seq2SeqTemplate(
-        model, optimizer, collate_fn=slu.collate_fn, pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id,
+        model=model, optimizer=optimizer, collate_fn=slu.collate_fn, pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id,
         max_decode_len=train.max_decode_len, label_smoothing=train.label_smoothing, intent_weight=train.intent_weight, grad_clip=train.grad_clip,
         train_mb_size=train.batch_size, train_epochs=train.epochs, eval_mb_size=train.eval_batch_size, device=device,
-        plugins=method_plugins(method, options, slu, train), evaluator=evaluator,
+        plugins=[*method_plugins(method, options, slu, train), EpochProgressPlugin()], evaluator=evaluator,
     )
 
 

@@ -33,9 +33,9 @@ class Seq2SeqTemplate(SupervisedTemplate):
 
     def __init__(
         self,
+        *,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        *,
         collate_fn: Callable[[list], Any],
         pad_id: int,
         bos_id: int,

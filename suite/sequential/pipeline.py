@@ -24,6 +24,7 @@ from recbole.data.transform import construct_transform
 from recbole.utils import get_flops, init_seed
 
 from suite.plugins import RunContext
+from suite.progress import is_quiet
 
 DEFAULT_METRICS = ["Hit", "NDCG"]
 
@@ -101,7 +102,7 @@ def build_run(model_class: type, config_dict: dict[str, Any], trainer_class: typ
 def fit_and_test(run: RecBoleRun, run_dir: Path) -> tuple[dict[str, float], dict[str, float]]:
     """RecBole's fit (early stopping on the valid metric) then test with the best checkpoint."""
     with contextlib.chdir(run_dir):
-        _, best_valid = run.trainer.fit(run.train_data, run.valid_data, saved=True, show_progress=False)
+        _, best_valid = run.trainer.fit(run.train_data, run.valid_data, saved=True, show_progress=not is_quiet())
         test = run.trainer.evaluate(run.test_data, load_best_model=True, show_progress=False)
     return dict(best_valid or {}), dict(test)
 

@@ -1,0 +1,35 @@
+"""A terminal progress bar over each training epoch, as an Avalanche plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from avalanche.training.plugins import SupervisedPlugin
+from tqdm.auto import tqdm
+
+from suite.progress import is_quiet
+
+
+class EpochProgressPlugin(SupervisedPlugin):
+    """One bar per epoch (experience, epoch, loss); adds nothing when output is not a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bar: Any = None
+
+    def before_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
+        if is_quiet():
+            return
+        experience = strategy.experience.current_experience
+        desc = f"experience {experience} epoch {strategy.clock.train_exp_epochs + 1}/{strategy.train_epochs}"
+        self.bar = tqdm(total=len(strategy.dataloader), desc=desc, leave=False, dynamic_ncols=True)
+
+    def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{float(strategy.loss):.3f}", refresh=False)
+
+    def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
