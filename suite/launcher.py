@@ -114,6 +114,7 @@ def run_child(point_tree: dict[str, Any], source: str, seed: int, label: str, tr
     run_dir = Path(tempfile.mkdtemp(prefix="suite-run-"))
     try:
         with run_status(tracker):
+            tracker.client.update_run(run_id, status="RUNNING")
             point = specs.resolve(point_tree, source)
             context = RunContext(
                 seed=seed,
@@ -157,6 +158,7 @@ def _open_child(client: MlflowClient, experiment_id: str, parent_id: str, label:
         run_name=f"{label} seed={seed}",
         tags={**tags, "mlflow.parentRunId": parent_id, "suite.kind": "child", "suite.point": label, "suite.seed": str(seed), "suite.spec_source": point.source},
     )
+    client.update_run(run.info.run_id, status="SCHEDULED")  # RUNNING once a worker picks it up
     child = Tracker(tracking_uri, run.info.run_id)
     child.log_params({**flatten(_without(tree, "description", "seeds")), "seed": seed})
     child.log_text(_yaml(tree), "spec.yaml")
@@ -214,10 +216,10 @@ def _ray_child(point_tree: dict[str, Any], source: str, seed: int, label: str, t
 
 
 def _close_pending(tracking_uri: str, run_ids: list[str], status: int) -> None:
-    """Runs that never started (after a failure or Ctrl-C) must not stay RUNNING forever."""
+    """Runs that never started (after a failure or Ctrl-C) must not stay SCHEDULED forever."""
     client = MlflowClient(tracking_uri)
     for run_id in run_ids:
-        if client.get_run(run_id).info.status == "RUNNING":
+        if client.get_run(run_id).info.status in ("SCHEDULED", "RUNNING"):
             client.set_terminated(run_id, status=RunStatus.to_string(status))
 
 

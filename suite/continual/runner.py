@@ -115,7 +115,8 @@ def run(ctx: Any, method: str) -> dict[str, float]:
     _log_setup(ctx, slu, model, strategy)
     if logger.echo:
         print(f"{method}: {len(slu.benchmark.train_stream)} experiences, classes per experience {list(slu.classes_per_exp)}", flush=True)
-    train_and_evaluate(strategy, slu, method, train.eval_future)
+    with torch.autograd.set_detect_anomaly(False):  # RecBole's SINE switches it on at import, in any process that imports it
+        train_and_evaluate(strategy, slu, method, train.eval_future)
     logger.finalize()
     summary = logger.summary()
     summary["train_seconds"] = time.perf_counter() - started

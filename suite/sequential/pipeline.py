@@ -123,6 +123,8 @@ class MlflowEpochLogger:
 
 def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[str, Any] | None = None) -> dict[str, float]:
     """One seed: build, train, test; log to ``ctx.tracker``; return ``test.<metric>`` values."""
+    if ctx.train_options.num_threads:
+        torch.set_num_threads(ctx.train_options.num_threads)
     scenario = ctx.build_scenario()
     model_class, model_fragment = ctx.model_plugin.build(ctx.model_options)
     run_dir = Path(ctx.run_dir)

@@ -7,7 +7,7 @@ and every hyperparameter reaches RecBole explicitly.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import Field, model_validator
 from recbole.model.sequential_recommender import SASRec
@@ -115,6 +115,7 @@ class SequentialTrainOptions(Options):
     metrics: list[str] = Field(default_factory=lambda: ["Hit", "NDCG"])
     topk: list[int] = Field(default_factory=lambda: [5, 10, 20])
     device: Literal["cpu", "cuda"] = "cpu"
+    num_threads: Optional[int] = Field(default=None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)")
 
 
 class MetaTrainerOptions(Options):
