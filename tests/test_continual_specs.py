@@ -61,3 +61,25 @@ def test_paper_setting_without_corpus_stops_before_any_mlflow_run(name, expected
     assert str(corpus) in result.output and expected in result.output
     assert "expected <root>/" in result.output and "https://" in result.output
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_quickstart_end_to_end_on_a_tiny_synthesized_corpus(tracking_uri, tmp_path):
+    """The demo's path: synthesize, build streams, train three methods, log, print the table."""
+    import mlflow
+    from click.testing import CliRunner
+
+    tiny = ["scenario.intents=6", "scenario.phrasings_per_intent=1", "scenario.speakers=3", "scenario.valid_speakers=1",
+            "scenario.test_speakers=1", "model.preset=tiny", "train.epochs=1", "method.replay.size=6"]
+    result = CliRunner().invoke(main, ["run", str(RUNS / "quickstart.yaml"), "-q", *[arg for o in tiny for arg in ("-o", o)]])
+    assert result.exit_code == 0, result.output
+    for method in ("finetune", "replay", "coconut"):
+        assert f"| method={method} | 1 |" in result.output
+    runs = mlflow.search_runs(experiment_names=["quickstart"], output_format="list")
+    children = [run for run in runs if run.data.tags.get("suite.kind") == "child"]
+    assert sorted(run.data.tags["suite.point"] for run in children) == ["method=coconut", "method=finetune", "method=replay"]
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert 0.0 <= run.data.metrics["avg_acc"] <= 100.0
+        history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "avg_acc_seen")
+        assert [m.step for m in history] == [0, 1, 2]  # one row of the accuracy matrix per experience
+    assert (tmp_path / "cache" / "spoken-commands").is_dir()
