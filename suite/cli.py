@@ -155,14 +155,15 @@ def list_plugins() -> None:
 @click.argument("experiment")
 @click.option("--group-by", "group_by", multiple=True, default=("point",), show_default=True, help="Param or tag to group rows by (repeatable); 'point' is the grid point.")
 @click.option("-m", "--metric", "metrics", multiple=True, help="Metric columns (repeatable; default: all).")
+@click.option("--launch", default="latest", show_default=True, help="Whose runs: 'latest' launch, 'all' launches, or a parent run id.")
 @_tracking
 @_common
 @_guarded
-def report(experiment: str, group_by: tuple[str, ...], metrics: tuple[str, ...], tracking_uri: str | None) -> None:
+def report(experiment: str, group_by: tuple[str, ...], metrics: tuple[str, ...], launch: str, tracking_uri: str | None) -> None:
     """Print EXPERIMENT's finished runs as mean ± std over seeds."""
     from suite.report import report as make_report
 
-    click.echo(make_report(experiment, tracking_uri or default_tracking_uri(), group_by, metrics or None))
+    click.echo(make_report(experiment, tracking_uri or default_tracking_uri(), group_by, metrics or None, launch))
 
 
 @main.command()

@@ -58,18 +58,21 @@ def format_table(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def experiment_rows(experiment: str, tracking_uri: str, group_by: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per finished child run of ``experiment``: its group keys and final metrics."""
+def experiment_rows(experiment: str, tracking_uri: str, group_by: Sequence[str], launch: str = "latest") -> list[dict[str, Any]]:
+    """One row per finished child run of ``experiment``: its group keys and final metrics.
+
+    ``launch`` picks whose children: ``latest`` (the newest parent run, so a re-launch with
+    other settings is not pooled with the old one), ``all``, or a parent run id.
+    """
     mlflow.set_tracking_uri(tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
         known = ", ".join(e.name for e in mlflow.search_experiments()) or "none"
         raise SuiteError(f"no experiment named '{experiment}' in {tracking_uri}; known: {known}")
-    runs = mlflow.search_runs(
-        experiment_names=[experiment],
-        filter_string="tags.`suite.kind` = 'child' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time ASC"],
-        output_format="list",
-    )
+    query = "tags.`suite.kind` = 'child' and attributes.status = 'FINISHED'"
+    parent = _parent_of(experiment, launch)
+    if parent is not None:
+        query += f" and tags.`mlflow.parentRunId` = '{parent}'"
+    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=query, order_by=["attributes.start_time ASC"], output_format="list")
     rows = []
     for run in runs:
         keys = {key: _group_value(run, key) for key in group_by}
@@ -77,12 +80,26 @@ def experiment_rows(experiment: str, tracking_uri: str, group_by: Sequence[str])
     return rows
 
 
-def report(experiment: str, tracking_uri: str, group_by: Sequence[str] = GROUP_COLUMNS, metrics: Sequence[str] | None = None) -> str:
+def report(experiment: str, tracking_uri: str, group_by: Sequence[str] = GROUP_COLUMNS, metrics: Sequence[str] | None = None, launch: str = "latest") -> str:
     """The table of an experiment as ``suite report`` prints it."""
-    rows = experiment_rows(experiment, tracking_uri, group_by)
+    rows = experiment_rows(experiment, tracking_uri, group_by, launch)
     if not rows:
-        raise SuiteError(f"experiment '{experiment}' has no finished child runs to report")
+        raise SuiteError(f"experiment '{experiment}' has no finished child runs to report (launch: {launch})")
     return format_table(summarize(rows, group_by, metrics))
+
+
+def _parent_of(experiment: str, launch: str) -> str | None:
+    """The parent run id that ``launch`` names (None for ``all``)."""
+    if launch == "all":
+        return None
+    parents = mlflow.search_runs(experiment_names=[experiment], filter_string="tags.`suite.kind` = 'parent'",
+                                 order_by=["attributes.start_time DESC"], output_format="list")
+    if launch == "latest":
+        return parents[0].info.run_id if parents else None
+    if launch not in {run.info.run_id for run in parents}:
+        raise SuiteError(f"--launch {launch}: not a parent run of experiment '{experiment}'; expected 'latest', 'all' or one of "
+                         + ", ".join(run.info.run_id for run in parents[:5]))
+    return launch
 
 
 def _group_value(run: Any, key: str) -> Any:

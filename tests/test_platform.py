@@ -71,6 +71,18 @@ def test_report_reads_mlflow(toy_distribution, tracking_uri, toy_spec):
     assert unknown.exit_code == 2 and "no experiment named 'nope'" in unknown.output
 
 
+def test_report_takes_the_latest_launch_unless_told_otherwise(toy_distribution, tracking_uri, toy_spec):
+    assert invoke("run", str(toy_spec), "-q", "-o", "seeds=[0]").exit_code == 0
+    assert invoke("run", str(toy_spec), "-q", "-o", "seeds=[0,1,2]").exit_code == 0
+    assert "| 3 |" in invoke("report", "toy-exp").output.splitlines()[2]
+    assert "| 4 |" in invoke("report", "toy-exp", "--launch", "all").output.splitlines()[2]
+    first = min(mlflow.search_runs(experiment_names=["toy-exp"], filter_string="tags.`suite.kind` = 'parent'", output_format="list"),
+                key=lambda run: run.info.start_time)
+    assert "| 1 |" in invoke("report", "toy-exp", "--launch", first.info.run_id).output.splitlines()[2]
+    wrong = invoke("report", "toy-exp", "--launch", "abc")
+    assert wrong.exit_code == 2 and "--launch abc: not a parent run" in wrong.output
+
+
 def test_summaries_are_mean_and_sample_std():
     assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert mean_std([4.0]) == (4.0, 0.0)
