@@ -11,19 +11,11 @@ from typing import Any
 import torch
 
 from suite.continual.losses.feature_kd import feature_distillation_loss
-from suite.continual.teacher import TeacherPlugin
+from suite.continual.teacher import RehearsalDistillationPlugin
 
 
-class AKDPlugin(TeacherPlugin):
-    def __init__(self, weight: float = 1.0):
-        super().__init__()
-        self.weight = weight
-
-    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
-        if not (self.weight and self.active(strategy)):
-            return
-        rehearsal = strategy.rehearsal_mask
+class AKDPlugin(RehearsalDistillationPlugin):
+    def rehearsal_loss(self, strategy: Any, rehearsal: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             teacher = self.teacher.pooled(*self.teacher.encode(strategy.mb_x[rehearsal], strategy.mb_x_lens[rehearsal]))
-        loss = feature_distillation_loss(strategy.mb_pooled[rehearsal], teacher)
-        strategy.loss = strategy.loss + self.weight * loss
+        return feature_distillation_loss(strategy.mb_pooled[rehearsal], teacher)

@@ -12,23 +12,15 @@ from typing import Any
 import torch
 
 from suite.continual.losses.sequence_kd import sequence_distillation_loss
-from suite.continual.teacher import TeacherPlugin
+from suite.continual.teacher import RehearsalDistillationPlugin
 
 
-class SKDPlugin(TeacherPlugin):
-    def __init__(self, weight: float = 1.0):
-        super().__init__()
-        self.weight = weight
-
-    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
-        if not (self.weight and self.active(strategy)):
-            return
-        rehearsal = strategy.rehearsal_mask
+class SKDPlugin(RehearsalDistillationPlugin):
+    def rehearsal_loss(self, strategy: Any, rehearsal: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             targets = self.teacher.greedy_decode(
                 strategy.mb_x[rehearsal], strategy.mb_x_lens[rehearsal], strategy.max_decode_len, strategy.bos_id, strategy.eos_id
             )
         memory, mask = strategy.mb_memory[rehearsal], strategy.mb_memory_mask[rehearsal]
         logits = strategy.model.decode(memory, mask, targets[:, :-1])
-        loss = sequence_distillation_loss(logits, targets[:, 1:], strategy.pad_id)
-        strategy.loss = strategy.loss + self.weight * loss
+        return sequence_distillation_loss(logits, targets[:, 1:], strategy.pad_id)

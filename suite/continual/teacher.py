@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 from avalanche.training.plugins import SupervisedPlugin
-from torch import nn
+from torch import Tensor, nn
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
@@ -33,3 +33,19 @@ class TeacherPlugin(SupervisedPlugin):
     def active(self, strategy: Any) -> bool:
         """A teacher exists and the batch holds rehearsal samples."""
         return self.teacher is not None and bool(strategy.rehearsal_mask.any())
+
+
+class RehearsalDistillationPlugin(TeacherPlugin):
+    """Adds ``weight * rehearsal_loss(strategy)`` to the loss whenever a teacher and rehearsal samples exist."""
+
+    def __init__(self, weight: float = 1.0) -> None:
+        super().__init__()
+        self.weight = weight
+
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
+        if self.weight and self.active(strategy):
+            strategy.loss = strategy.loss + self.weight * self.rehearsal_loss(strategy, strategy.rehearsal_mask)
+
+    def rehearsal_loss(self, strategy: Any, rehearsal: Tensor) -> Tensor:
+        """The distillation loss on the batch's rehearsal samples (``rehearsal`` is their mask)."""
+        raise NotImplementedError
