@@ -102,3 +102,24 @@ def test_corpus_is_reused_when_intact_and_rebuilt_when_not(tmp_path: Path) -> No
     rebuilt_dir, rebuilt = ensure_corpus(tmp_path, spec)
     assert rebuilt["checksum"] == manifest["checksum"]
     assert (rebuilt_dir / wav.relative_to(directory)).read_bytes() == original
+
+
+def test_held_out_speakers_are_new_people_with_voice_kinds_heard_in_training() -> None:
+    """Valid and test speakers are disjoint from train, hold both genders, and each shares its
+    eSpeak variant (timbre) with a training speaker, so the splits test speaker generalization
+    rather than an unheard kind of voice."""
+    utterances = plan(CorpusSpec())
+    speakers = {split: {u.speaker for u in utterances if u.split == split} for split in ("train", "valid", "test")}
+    assert len(speakers["train"]) == 8 and len(speakers["valid"]) == 2 and len(speakers["test"]) == 2
+    variant = lambda speaker: speaker.voice.split("+")[1]  # noqa: E731
+    train_variants = {variant(s) for s in speakers["train"]}
+    for split in ("valid", "test"):
+        assert not speakers[split] & speakers["train"]
+        assert {variant(s)[0] for s in speakers[split]} == {"f", "m"}
+        assert {variant(s) for s in speakers[split]} <= train_variants
+    assert {variant(s)[0] for s in speakers["train"]} == {"f", "m"}
+
+
+def test_too_many_speakers_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="at most 20 speakers"):
+        grammar.speakers(21, seed=0)

@@ -16,6 +16,8 @@ GRAMMAR_VERSION = 2
 LOCATIONS = ("none", "kitchen", "bedroom", "washroom")
 VOICES = ("en", "en-us", "en-029", "en-GB-scotland", "en-GB-x-rp", "en-US-nyc")
 VARIANTS = ("f1", "f2", "f3", "f4", "f5", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8")
+# Speakers come in pairs sharing a variant and pairs alternate female/male: 2 pairs per female variant.
+MAX_SPEAKERS = 4 * sum(variant.startswith("f") for variant in VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,8 @@ def speakers(count: int, seed: int) -> list[Speaker]:
     rng.shuffle(female)
     rng.shuffle(male)
     pairs = (count + 1) // 2
-    if (pairs + 1) // 2 > len(female) or pairs // 2 > len(male):
-        raise ValueError(f"at most {4 * len(female)} speakers are available, asked for {count}")
+    if count > MAX_SPEAKERS:
+        raise ValueError(f"at most {MAX_SPEAKERS} speakers are available, asked for {count}")
     variants = [(female if k % 2 == 0 else male)[k // 2] for k in range(pairs)]
     voices = list(VOICES)
     rng.shuffle(voices)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from scenarios.slu.grammar import GRAMMAR
+from scenarios.slu.grammar import GRAMMAR, MAX_SPEAKERS
 from suite.plugins import Options
 
 
@@ -54,7 +54,7 @@ class SpokenCommandsOptions(SLUOptions):
     """The embedded corpus; the size knobs exist for tiny test corpora."""
 
     corpus_seed: int = 0
-    speakers: int = Field(12, ge=3, le=78)
+    speakers: int = Field(12, ge=3, le=MAX_SPEAKERS, description="synthetic speakers, in pairs sharing an eSpeak variant")
     valid_speakers: int = Field(2, ge=1)
     test_speakers: int = Field(2, ge=1)
     phrasings_per_intent: int = Field(6, ge=1, le=8)
