@@ -71,7 +71,12 @@ def test_plain_recbole_pipeline_trains_mclrec_with_the_meta_trainer(workspace: P
     train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
     model = MCLRec(config, train_data._dataset)
     trainer = MetaTrainer(config, model)
+    modes = []
+    trainer.epoch_listener = lambda kind, epoch, values: modes.append(torch.is_anomaly_enabled())
+    torch.autograd.set_detect_anomaly(True)  # what importing RecBole's SINE does to the process
     trainer.fit(train_data, valid_data, saved=True)
+    assert modes and not any(modes) and torch.is_anomaly_enabled()  # off while fitting, restored after
+    torch.autograd.set_detect_anomaly(False)
     result = trainer.evaluate(test_data, load_best_model=True)
     assert set(result) == {"hit@10", "ndcg@10"} and 0.0 <= result["ndcg@10"] <= result["hit@10"] <= 1.0
     state = torch.load(trainer.saved_model_file, weights_only=True)
