@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 import mlflow
 
 from suite.errors import SuiteError
+from suite.tracking import metric_key
 
 GROUP_COLUMNS = ("point",)
 
@@ -83,6 +84,10 @@ def experiment_rows(experiment: str, tracking_uri: str, group_by: Sequence[str],
 def report(experiment: str, tracking_uri: str, group_by: Sequence[str] = GROUP_COLUMNS, metrics: Sequence[str] | None = None, launch: str = "latest") -> str:
     """The table of an experiment as ``suite report`` prints it."""
     rows = experiment_rows(experiment, tracking_uri, group_by, launch)
+    for name in metrics or ():  # MLflow stores test.hit@10 as test.hit_at_10; show it as asked
+        for row in rows:
+            if name not in row and metric_key(name) in row:
+                row[name] = row[metric_key(name)]
     if not rows:
         raise SuiteError(f"experiment '{experiment}' has no finished child runs to report (launch: {launch})")
     return format_table(summarize(rows, group_by, metrics))

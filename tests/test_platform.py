@@ -79,6 +79,10 @@ def test_report_takes_the_latest_launch_unless_told_otherwise(toy_distribution, 
     first = min(mlflow.search_runs(experiment_names=["toy-exp"], filter_string="tags.`suite.kind` = 'parent'", output_format="list"),
                 key=lambda run: run.info.start_time)
     assert "| 1 |" in invoke("report", "toy-exp", "--launch", first.info.run_id).output.splitlines()[2]
+    latest_child = mlflow.search_runs(experiment_names=["toy-exp"], filter_string="tags.`suite.kind` = 'child'", output_format="list")[0]
+    mlflow.MlflowClient().log_metric(latest_child.info.run_id, "test.hit_at_10", 0.25)  # how MLflow stores test.hit@10
+    table = invoke("report", "toy-exp", "-m", "test.hit@10").output.splitlines()
+    assert table[0] == "| point | n | test.hit@10 |" and "0.2500" in table[2]
     wrong = invoke("report", "toy-exp", "--launch", "abc")
     assert wrong.exit_code == 2 and "--launch abc: not a parent run" in wrong.output
 
