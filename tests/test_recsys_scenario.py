@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 
 from scenarios.recsys.convert import convert_sequences
@@ -105,10 +106,29 @@ def test_presets_point_to_converted_data_and_fail_clearly_when_absent(tmp_path: 
     root = Path(__file__).resolve().parents[1] / "runs"
     expected = {"beauty": (0.05, 0.0), "sports": (0.4, 0.04), "yelp": (0.1, 0.03)}
     for name, (beta, lam) in expected.items():
-        resolved = spec.plan(root / f"mclrec-{name}.yaml").base
+        resolved = spec.plan(root / f"mclrec-{name}.yaml", check_data=False).base
         assert (resolved.model_options.cl2_weight, resolved.model_options.cl1_weight) == (beta, lam)
         with pytest.raises(DataError, match="dataset folder not found"):
             resolved.scenario.build(resolved.scenario_options, _ctx(tmp_path))
+        with pytest.raises(DataError, match=rf"mclrec-{name}\.yaml: data/\w+: dataset folder not found"):
+            spec.plan(root / f"mclrec-{name}.yaml")  # pre-flight: before any MLflow run is opened
+
+
+def test_preflight_names_a_missing_field_before_any_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from suite.cli import main
+
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "shop.inter").write_text("user_id:token\titem_id:token\n1\t2\n", encoding="utf-8")
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    result = CliRunner().invoke(main, ["run", str(Path(__file__).resolve().parents[1] / "runs" / "sasrec-ml100k.yaml"),
+                                       "-q", "--tracking-uri", store, "-o", f"scenario.path={folder}"])
+    assert result.exit_code == 2
+    assert "shop.inter: missing the order (time) field 'timestamp'" in result.output
+    assert not (tmp_path / "m.db").exists() or not MlflowClient(store).search_runs(
+        [e.experiment_id for e in MlflowClient(store).search_experiments()])
 
 
 def test_unknown_variant_flags_are_rejected() -> None:

@@ -55,6 +55,12 @@ class RecBoleScenario:
         }
 
 
+def check(options: RecBoleScenarioOptions) -> None:
+    """Pre-flight: the dataset folder, its ``.inter`` file and the named fields exist (header only)."""
+    name, folder = locate(options.dataset, options.path)
+    check_fields(folder / f"{name}.inter", AtomicFields(options.user_field, options.item_field, options.time_field))
+
+
 def build(options: RecBoleScenarioOptions, ctx: BuildContext) -> RecBoleScenario:
     """Locate and validate the dataset (a subset copy when ``max_users`` is set)."""
     fields = AtomicFields(options.user_field, options.item_field, options.time_field)
@@ -76,5 +82,6 @@ RECBOLE = ScenarioPlugin(
     family="sequential",
     options=RecBoleScenarioOptions,
     build=build,
+    check=check,
     description="RecBole atomic dataset (ml-100k shipped, or any by path), leave-one-out, full ranking",
 )
