@@ -17,6 +17,8 @@ demo: $(STAMP)
 	$(BIN)/suite run runs/quickstart.yaml
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -110,7 +110,9 @@ def quickstart_peak_rss() -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: robust on a shared machine, where 2 OpenMP threads can stall)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: robust on a shared machine, where 2 OpenMP threads can stall)"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--per-class", type=int, default=64, help="training utterances per class (6 classes, 3 experiences)")
     parser.add_argument("--frames", type=int, nargs=2, default=(150, 250), help="utterance length range in 10 ms frames")
@@ -124,7 +126,13 @@ def main() -> None:
     slu = build_synthetic_slu(per_class=(args.per_class, 2, 4), n_mels=args.n_mels, frames=tuple(args.frames))
     first, second = list(slu.benchmark.train_stream)[:2]
     replay_options = ReplayMethodOptions(replay=ReplayOptions(size=args.per_class * 2))
-    warm = make("replay", replay_options, slu, SLU_SEQ2SEQ.build(SLUModelOptions(preset=args.preset), vocab_size=len(slu.tokenizer), n_mels=slu.n_mels, pad_id=0).state_dict(), args)
+    warm = make(
+        "replay",
+        replay_options,
+        slu,
+        SLU_SEQ2SEQ.build(SLUModelOptions(preset=args.preset), vocab_size=len(slu.tokenizer), n_mels=slu.n_mels, pad_id=0).state_dict(),
+        args,
+    )
     warm.train(first, eval_streams=[])  # fills the buffer, gives the starting weights and the teacher
     state = copy.deepcopy(warm.model.state_dict())
     buffer = next(p for p in warm.plugins if isinstance(p, Seq2SeqReplayPlugin)).storage_policy
@@ -143,21 +151,30 @@ def main() -> None:
     }
     for label, options in variants.items():
         results[label] = min(
-            timed_epoch(make("coconut", options, slu, state, args, buffer, teacher_state=state), second)[0] for _ in range(max(1, args.repeats - 1))
+            timed_epoch(make("coconut", options, slu, state, args, buffer, teacher_state=state), second)[0]
+            for _ in range(max(1, args.repeats - 1))
         )
 
-    print(f"\n{len(recorder.batches)} batches, {utterances} utterances (new + rehearsal), preset {args.preset}, "
-          f"{args.threads} threads, frames {args.frames[0]}-{args.frames[1]} x {args.n_mels} mels")
+    print(
+        f"\n{len(recorder.batches)} batches, {utterances} utterances (new + rehearsal), preset {args.preset}, "
+        f"{args.threads} threads, frames {args.frames[0]}-{args.frames[1]} x {args.n_mels} mels"
+    )
     print(f"{'loop':<22}{'seconds':>9}{'utt/s':>9}{'vs plain':>10}{'vs replay':>11}")
     for label, seconds in results.items():
         print(f"{label:<22}{seconds:9.2f}{utterances / seconds:9.1f}{plain_s / seconds:10.2f}{replay_s / seconds:11.2f}")
     overhead = 100.0 * (replay_s / plain_s - 1.0)
-    print(f"\nreplay loop overhead over plain PyTorch: {overhead:+.1f}% (target: within 15%) -> {'OK' if overhead <= 15 else 'ABOVE TARGET'}")
-    print(f"COCONUT costs {100.0 * (results['coconut'] / replay_s - 1.0):+.1f}% over replay "
-          f"(NSPT alone {100.0 * (results['coconut (NSPT only)'] / replay_s - 1.0):+.1f}%, MM alone {100.0 * (results['coconut (MM only)'] / replay_s - 1.0):+.1f}%)")
+    print(
+        f"\nreplay loop overhead over plain PyTorch: {overhead:+.1f}% (target: within 15%) -> {'OK' if overhead <= 15 else 'ABOVE TARGET'}"
+    )
+    extra = {label: 100.0 * (results[label] / replay_s - 1.0) for label in ("coconut", "coconut (NSPT only)", "coconut (MM only)")}
+    print(
+        f"COCONUT costs {extra['coconut']:+.1f}% over replay "
+        f"(NSPT alone {extra['coconut (NSPT only)']:+.1f}%, MM alone {extra['coconut (MM only)']:+.1f}%)"
+    )
     if args.quickstart:
         seconds, peak_gib, code = quickstart_peak_rss()
-        print(f"\nquickstart: exit {code}, {seconds:.0f} s, peak RSS {peak_gib:.2f} GiB (target < 4 GiB) -> {'OK' if peak_gib < 4 and code == 0 else 'CHECK'}")
+        verdict = "OK" if peak_gib < 4 and code == 0 else "CHECK"
+        print(f"\nquickstart: exit {code}, {seconds:.0f} s, peak RSS {peak_gib:.2f} GiB (target < 4 GiB) -> {verdict}")
 
 
 if __name__ == "__main__":

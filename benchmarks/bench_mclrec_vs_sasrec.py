@@ -59,7 +59,12 @@ def contrastive_trainer(plugin: Any, options: Any, trainer_class: type, base_con
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-batches", type=int, default=40, help="batches per measured epoch; 0 = the whole epoch (about an hour for all four on 2 cores)")
+    parser.add_argument(
+        "--max-batches",
+        type=int,
+        default=40,
+        help="batches per measured epoch; 0 = the whole epoch (about an hour for all four on 2 cores)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-third-step", action="store_true")
     args = parser.parse_args()
@@ -80,10 +85,15 @@ def main() -> None:
         "mclrec": contrastive_trainer(P.MCLREC, P.MCLRecOptions(), MetaTrainer, base, dataset, two_step),
     }
     if not args.no_third_step:
-        trainers["mclrec-3step"] = contrastive_trainer(P.MCLREC, P.MCLRecOptions(), MetaTrainer, base, dataset, {**two_step, "meta_third_step": True})
+        trainers["mclrec-3step"] = contrastive_trainer(
+            P.MCLREC, P.MCLRecOptions(), MetaTrainer, base, dataset, {**two_step, "meta_third_step": True}
+        )
     times: dict[str, list[float]] = {name: [] for name in trainers}
-    print(f"ml-100k: {len(sasrec.train_data)} batches of {train.train_batch_size} per full epoch; measuring {len(loader)} per epoch, "
-          f"{args.rounds} interleaved rounds, {args.threads} torch thread(s)", flush=True)
+    print(
+        f"ml-100k: {len(sasrec.train_data)} batches of {train.train_batch_size} per full epoch; measuring {len(loader)} per epoch, "
+        f"{args.rounds} interleaved rounds, {args.threads} torch thread(s)",
+        flush=True,
+    )
     for round_index in range(args.rounds):
         for name, trainer in trainers.items():
             started = time.perf_counter()
@@ -99,8 +109,10 @@ def report(times: dict[str, list[float]], batches: int) -> None:
         median = statistics.median(values)
         print(f"{name:13s} median {median:7.2f} s/epoch ({median / batches * 1000:6.1f} ms/batch)  ratio to SASRec {median / base:4.2f}x")
     ratio = statistics.median(times["mclrec"]) / base
-    print(f"MCLRec two-step / SASRec = {ratio:.2f}x (target <= 1.8x: {'met' if ratio <= 1.8 else 'NOT met'}); "
-          f"MCLRec two-step / CL4SRec = {statistics.median(times['mclrec']) / statistics.median(times['cl4srec']):.2f}x")
+    print(
+        f"MCLRec two-step / SASRec = {ratio:.2f}x (target <= 1.8x: {'met' if ratio <= 1.8 else 'NOT met'}); "
+        f"MCLRec two-step / CL4SRec = {statistics.median(times['mclrec']) / statistics.median(times['cl4srec']):.2f}x"
+    )
 
 
 if __name__ == "__main__":

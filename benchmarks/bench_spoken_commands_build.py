@@ -34,8 +34,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the target machine's cores)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    import scenarios.slu.features
     import scenarios.slu.streams  # noqa: F401  (import Avalanche and torchaudio before timing)
-    import scenarios.slu.features  # noqa: F401
 
     cache = args.keep or Path(tempfile.mkdtemp(prefix="suite-bench-"))
     if any(cache.glob("*")):

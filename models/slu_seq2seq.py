@@ -161,7 +161,11 @@ class SLUSeq2Seq(nn.Module):
             h = h + self.global_proj(self.pooled(memory, mask)).unsqueeze(1)
         h = self.dropout(h)
         h = self.decoder(
-            h, memory, tgt_mask=causal, tgt_key_padding_mask=tokens_in == self.pad_id, memory_key_padding_mask=~mask,
+            h,
+            memory,
+            tgt_mask=causal,
+            tgt_key_padding_mask=tokens_in == self.pad_id,
+            memory_key_padding_mask=~mask,
             tgt_is_causal=True,
         )
         return self.output(h)

@@ -12,8 +12,9 @@ import shlex
 import subprocess
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -45,7 +46,7 @@ def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
             _fail(f"error: {failure.describe()}", code, debug, failure.cause)
         except KeyboardInterrupt:
             _fail("interrupted: open runs were marked KILLED", EXIT_INTERRUPTED, debug)
-        except Exception as error:  # noqa: BLE001 - the launcher's last line of defence
+        except Exception as error:
             _fail(f"error: {type(error).__name__}: {error}", EXIT_RUN_FAILED, debug)
 
     return wrapper
@@ -77,7 +78,14 @@ def _tracking(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _spec_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option("-o", "--override", "overrides", multiple=True, metavar="KEY=VALUE", help="Dotted override, value parsed as YAML: -o train.epochs=3 -o seeds=[0,1].")(command)
+    command = click.option(
+        "-o",
+        "--override",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Dotted override, value parsed as YAML: -o train.epochs=3 -o seeds=[0,1].",
+    )(command)
     command = click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))(command)
     return command
 
@@ -117,10 +125,29 @@ def run(spec_file: Path, overrides: tuple[str, ...], tracking_uri: str | None, q
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @_common
 @_guarded
-def sweep(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], use_ray: bool, address: str | None, cpus_per_trial: float, tracking_uri: str | None, quiet: bool) -> None:
+def sweep(
+    spec_file: Path,
+    overrides: tuple[str, ...],
+    grid: tuple[str, ...],
+    use_ray: bool,
+    address: str | None,
+    cpus_per_trial: float,
+    tracking_uri: str | None,
+    quiet: bool,
+) -> None:
     """Run every grid point x seed of SPEC_FILE; a failed point does not stop the others."""
     executor = "ray" if (use_ray or address) else "local"
-    _launch(spec_file, overrides, grid, tracking_uri, quiet, executor=executor, fail_fast=False, ray_address=address, cpus_per_trial=cpus_per_trial)
+    _launch(
+        spec_file,
+        overrides,
+        grid,
+        tracking_uri,
+        quiet,
+        executor=executor,
+        fail_fast=False,
+        ray_address=address,
+        cpus_per_trial=cpus_per_trial,
+    )
 
 
 @main.command()
@@ -153,7 +180,14 @@ def list_plugins() -> None:
 
 @main.command()
 @click.argument("experiment")
-@click.option("--group-by", "group_by", multiple=True, default=("point",), show_default=True, help="Param or tag to group rows by (repeatable); 'point' is the grid point.")
+@click.option(
+    "--group-by",
+    "group_by",
+    multiple=True,
+    default=("point",),
+    show_default=True,
+    help="Param or tag to group rows by (repeatable); 'point' is the grid point.",
+)
 @click.option("-m", "--metric", "metrics", multiple=True, help="Metric columns (repeatable; default: all).")
 @click.option("--launch", default="latest", show_default=True, help="Whose runs: 'latest' launch, 'all' launches, or a parent run id.")
 @_tracking
@@ -177,7 +211,7 @@ def ui(host: str, port: int, tracking_uri: str | None) -> None:
     uri = tracking_uri or default_tracking_uri()
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
     if uri.startswith("sqlite:///"):
-        command += ["--artifacts-destination", str(Path(uri[len("sqlite:///"):]).parent / DEFAULT_ARTIFACTS)]
+        command += ["--artifacts-destination", str(Path(uri[len("sqlite:///") :]).parent / DEFAULT_ARTIFACTS)]
     click.echo(f"MLflow dashboard: http://{host}:{port}  (store: {uri}; Ctrl-C stops it)", err=False)
     sys.stdout.flush()
     server = subprocess.Popen(command)

@@ -134,7 +134,7 @@ def run_child(point_tree: dict[str, Any], source: str, seed: int, label: str, tr
             _log_summary(tracker, result.summary)
     except KeyboardInterrupt:
         raise
-    except BaseException as error:  # noqa: BLE001 - reported, run already marked FAILED
+    except BaseException as error:
         result.error = f"{type(error).__name__}: {error}" if not isinstance(error, SuiteError) else str(error)
         result.user_error = isinstance(error, SuiteError)
         raise ChildRunFailed(result, error) from error
@@ -144,19 +144,37 @@ def run_child(point_tree: dict[str, Any], source: str, seed: int, label: str, tr
 
 
 def _open_parent(client: MlflowClient, experiment_id: str, plan: specs.LaunchPlan, tags: dict[str, str], tracking_uri: str) -> Tracker:
-    run = client.create_run(experiment_id, run_name=f"{plan.experiment}", tags={**tags, "suite.kind": "parent", "suite.spec_source": plan.source})
+    run = client.create_run(
+        experiment_id, run_name=f"{plan.experiment}", tags={**tags, "suite.kind": "parent", "suite.spec_source": plan.source}
+    )
     parent = Tracker(tracking_uri, run.info.run_id)
     parent.log_params(flatten(_without(plan.base.to_dict(), "description")))
     parent.log_text(plan.base.to_yaml(), "spec.yaml")
     return parent
 
 
-def _open_child(client: MlflowClient, experiment_id: str, parent_id: str, label: str, point: specs.ResolvedSpec, seed: int, tags: dict[str, str], tracking_uri: str) -> str:
+def _open_child(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_id: str,
+    label: str,
+    point: specs.ResolvedSpec,
+    seed: int,
+    tags: dict[str, str],
+    tracking_uri: str,
+) -> str:
     tree = _child_tree(point, seed)
     run = client.create_run(
         experiment_id,
         run_name=f"{label} seed={seed}",
-        tags={**tags, "mlflow.parentRunId": parent_id, "suite.kind": "child", "suite.point": label, "suite.seed": str(seed), "suite.spec_source": point.source},
+        tags={
+            **tags,
+            "mlflow.parentRunId": parent_id,
+            "suite.kind": "child",
+            "suite.point": label,
+            "suite.seed": str(seed),
+            "suite.spec_source": point.source,
+        },
     )
     client.update_run(run.info.run_id, status="SCHEDULED")  # RUNNING once a worker picks it up
     child = Tracker(tracking_uri, run.info.run_id)
@@ -179,12 +197,12 @@ def _run_locally(children: list[tuple], tracking_uri: str, fail_fast: bool) -> l
         try:
             results.append(run_child(_child_tree(point, seed), point.source, seed, label, tracking_uri, run_id))
         except KeyboardInterrupt:
-            _close_pending(tracking_uri, [c[3] for c in children[index + 1:]], RunStatus.KILLED)
+            _close_pending(tracking_uri, [c[3] for c in children[index + 1 :]], RunStatus.KILLED)
             raise
         except ChildRunFailed as failure:
             results.append(failure.result)
             if fail_fast:
-                _close_pending(tracking_uri, [c[3] for c in children[index + 1:]], RunStatus.KILLED)
+                _close_pending(tracking_uri, [c[3] for c in children[index + 1 :]], RunStatus.KILLED)
                 raise
     return results
 
@@ -196,7 +214,10 @@ def _run_on_ray(children: list[tuple], tracking_uri: str, address: str | None, c
         ray.init(address=address, include_dashboard=False, log_to_driver=not is_quiet(), ignore_reinit_error=True)
     remote_child = ray.remote(num_cpus=cpus_per_trial)(_ray_child)
     quiet = is_quiet()
-    refs = [remote_child.remote(_child_tree(point, seed), point.source, seed, label, tracking_uri, run_id, quiet) for label, point, seed, run_id in children]
+    refs = [
+        remote_child.remote(_child_tree(point, seed), point.source, seed, label, tracking_uri, run_id, quiet)
+        for label, point, seed, run_id in children
+    ]
     try:
         return list(ray.get(refs))
     except KeyboardInterrupt:
@@ -236,7 +257,9 @@ def _log_results(parent: Tracker, results: list[ChildResult], plan: specs.Launch
     from suite.report import format_table, summarize
 
     rows = [{"point": r.label, "seed": r.seed, **r.summary} for r in results if not r.error]
-    parent.log_dict([{"point": r.label, "seed": r.seed, "run_id": r.run_id, "summary": r.summary, "error": r.error} for r in results], "results.json")
+    parent.log_dict(
+        [{"point": r.label, "seed": r.seed, "run_id": r.run_id, "summary": r.summary, "error": r.error} for r in results], "results.json"
+    )
     if rows:
         table = format_table(summarize(rows, ["point"], plan.base.report_metrics))
         parent.log_text(table + "\n", "results.md")

@@ -8,9 +8,10 @@ spec is validated key by key before anything runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -70,7 +71,7 @@ class MethodPlugin:
     family: str
     options: type[Options]
     train_options: type[Options]
-    run: Callable[["RunContext"], dict[str, float]]
+    run: Callable[[RunContext], dict[str, float]]
     description: str = ""
 
 
@@ -85,7 +86,7 @@ class RunContext:
     model_options: Any
     method_options: Any
     train_options: Any
-    tracker: "Tracker"
+    tracker: Tracker
     run_dir: Path
     cache_dir: Path
     quiet: bool = False

@@ -7,7 +7,7 @@ so ``pip install some-plugin`` is all it takes to make a new method appear in ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -62,12 +62,12 @@ def clear_cache() -> None:
     _load.cache_clear()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _entry_points(group: str) -> tuple[metadata.EntryPoint, ...]:
     return tuple(metadata.entry_points(group=group))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(kind: str, name: str, target: str) -> Any:
     entry_point = next(ep for ep in _entry_points(GROUPS[kind]) if ep.name == name and ep.value == target)
     try:

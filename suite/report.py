@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import mlflow
 
@@ -31,7 +32,7 @@ def summarize(rows: Iterable[dict[str, Any]], group_by: Sequence[str], metrics: 
         entry["n"] = len(members)
         for metric in metrics:
             values = [float(m[metric]) for m in members if m.get(metric) is not None and not _is_nan(m[metric])]
-            entry[metric] = (mean_std(values) if values else None)
+            entry[metric] = mean_std(values) if values else None
         table.append(entry)
     return table
 
@@ -73,7 +74,9 @@ def experiment_rows(experiment: str, tracking_uri: str, group_by: Sequence[str],
     parent = _parent_of(experiment, launch)
     if parent is not None:
         query += f" and tags.`mlflow.parentRunId` = '{parent}'"
-    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=query, order_by=["attributes.start_time ASC"], output_format="list")
+    runs = mlflow.search_runs(
+        experiment_names=[experiment], filter_string=query, order_by=["attributes.start_time ASC"], output_format="list"
+    )
     rows = []
     for run in runs:
         keys = {key: _group_value(run, key) for key in group_by}
@@ -81,7 +84,13 @@ def experiment_rows(experiment: str, tracking_uri: str, group_by: Sequence[str],
     return rows
 
 
-def report(experiment: str, tracking_uri: str, group_by: Sequence[str] = GROUP_COLUMNS, metrics: Sequence[str] | None = None, launch: str = "latest") -> str:
+def report(
+    experiment: str,
+    tracking_uri: str,
+    group_by: Sequence[str] = GROUP_COLUMNS,
+    metrics: Sequence[str] | None = None,
+    launch: str = "latest",
+) -> str:
     """The table of an experiment as ``suite report`` prints it."""
     rows = experiment_rows(experiment, tracking_uri, group_by, launch)
     for name in metrics or ():  # MLflow stores test.hit@10 as test.hit_at_10; show it as asked
@@ -97,13 +106,19 @@ def _parent_of(experiment: str, launch: str) -> str | None:
     """The parent run id that ``launch`` names (None for ``all``)."""
     if launch == "all":
         return None
-    parents = mlflow.search_runs(experiment_names=[experiment], filter_string="tags.`suite.kind` = 'parent'",
-                                 order_by=["attributes.start_time DESC"], output_format="list")
+    parents = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string="tags.`suite.kind` = 'parent'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
     if launch == "latest":
         return parents[0].info.run_id if parents else None
     if launch not in {run.info.run_id for run in parents}:
-        raise SuiteError(f"--launch {launch}: not a parent run of experiment '{experiment}'; expected 'latest', 'all' or one of "
-                         + ", ".join(run.info.run_id for run in parents[:5]))
+        raise SuiteError(
+            f"--launch {launch}: not a parent run of experiment '{experiment}'; expected 'latest', 'all' or one of "
+            + ", ".join(run.info.run_id for run in parents[:5])
+        )
     return launch
 
 

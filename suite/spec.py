@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -105,7 +106,7 @@ class Override:
     value: Any
 
     @classmethod
-    def parse(cls, text: str) -> "Override":
+    def parse(cls, text: str) -> Override:
         key, sep, raw = text.partition("=")
         if not sep or not key.strip():
             raise SpecError(f"override '{text}': expected KEY=VALUE, e.g. train.epochs=3")

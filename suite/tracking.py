@@ -7,7 +7,6 @@ a run created by the driver.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
@@ -16,10 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
@@ -43,7 +43,7 @@ def local_artifact_root(tracking_uri: str) -> str | None:
     """Artifacts of a local SQLite store go beside the database, never into ./mlruns."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
-    db_path = Path(tracking_uri[len("sqlite:///"):])
+    db_path = Path(tracking_uri[len("sqlite:///") :])
     return (db_path.parent / DEFAULT_ARTIFACTS).resolve().as_uri()
 
 
@@ -119,17 +119,17 @@ class Tracker:
         timestamp = int(time.time() * 1000)
         entries = [Metric(metric_key(key), float(value), timestamp, step or 0) for key, value in metrics.items()]
         for start in range(0, len(entries), BATCH_LIMIT):
-            self.client.log_batch(self.run_id, metrics=entries[start:start + BATCH_LIMIT], synchronous=True)
+            self.client.log_batch(self.run_id, metrics=entries[start : start + BATCH_LIMIT], synchronous=True)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         entries = [Param(key, _param_text(value)) for key, value in params.items()]
         for start in range(0, len(entries), BATCH_LIMIT):
-            self.client.log_batch(self.run_id, params=entries[start:start + BATCH_LIMIT], synchronous=True)
+            self.client.log_batch(self.run_id, params=entries[start : start + BATCH_LIMIT], synchronous=True)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         entries = [RunTag(key, str(value)) for key, value in tags.items()]
         for start in range(0, len(entries), BATCH_LIMIT):
-            self.client.log_batch(self.run_id, tags=entries[start:start + BATCH_LIMIT], synchronous=True)
+            self.client.log_batch(self.run_id, tags=entries[start : start + BATCH_LIMIT], synchronous=True)
 
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         """Save a JSON- or YAML-serializable object as an artifact (format from the suffix)."""
@@ -178,7 +178,7 @@ def run_status(tracker: Tracker) -> Iterator[Tracker]:
         tracker.set_tags({"suite.error": "interrupted (KeyboardInterrupt)"})
         tracker.end(RunStatus.to_string(RunStatus.KILLED))
         raise
-    except BaseException as error:  # noqa: BLE001 - every failure must close the run
+    except BaseException as error:
         tracker.set_tags({"suite.error": f"{type(error).__name__}: {error}"[:5000]})
         tracker.end(RunStatus.to_string(RunStatus.FAILED))
         raise

@@ -26,6 +26,8 @@ toy-broken = suite_toy:NOT_A_PLUGIN
 toy-fit = suite_toy:FIT
 """
 
+pytest_plugins = ("slu_fixtures",)
+
 torch.set_num_threads(1)
 
 

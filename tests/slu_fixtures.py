@@ -5,7 +5,7 @@
 * ``slurp_root``: 4 scenarios x 2 sentences, jsonl + FLAC in the SLURP layout, one test
   recording stored at 22,050 Hz to exercise resampling.
 
-Test modules import the fixtures (``from slu_fixtures import *``); the builders cache their
+``conftest.py`` registers this module as a pytest plugin; the builders cache their
 result in this module so several modules share one corpus.
 """
 
@@ -72,11 +72,19 @@ def _slurp_plan():
                     jobs.append(SynthJob(sentence, voice, 50, 170, slurp_id * 10 + v))
                     names.append(name)
                     recordings.append({"file": name, "wer": 0.0, "ent_wer": 0.0, "status": "correct"})
-                entries[split].append({
-                    "slurp_id": slurp_id, "sentence": sentence, "sentence_annotation": sentence, "intent": intent,
-                    "action": intent.split("_", 1)[1], "scenario": scenario, "tokens": [], "recordings": recordings,
-                    "entities": [],
-                })
+                entries[split].append(
+                    {
+                        "slurp_id": slurp_id,
+                        "sentence": sentence,
+                        "sentence_annotation": sentence,
+                        "intent": intent,
+                        "action": intent.split("_", 1)[1],
+                        "scenario": scenario,
+                        "tokens": [],
+                        "recordings": recordings,
+                        "entities": [],
+                    }
+                )
                 slurp_id += 1
     return entries, jobs, names
 

@@ -57,7 +57,7 @@ def test_future_columns_are_ignored():
 
 
 def test_edit_distance_and_wer():
-    assert edit_distance("a b c".split(), "a x c d".split()) == 2
+    assert edit_distance(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
     assert edit_distance([], [1, 2]) == 2
     assert edit_distance([1, 2, 3], [1, 2, 3]) == 0
     assert word_error_rate([[1, 2, 3, 4], [5, 6]], [[1, 9, 3, 4], [5, 6, 7]]) == pytest.approx(2 / 6)

@@ -56,7 +56,7 @@ def test_greedy_decode_starts_with_bos_and_pads_after_eos(model):
     assert (out[:, 0] == 1).all()
     for row in out.tolist():
         if 2 in row:
-            assert all(token == 0 for token in row[row.index(2) + 1:])
+            assert all(token == 0 for token in row[row.index(2) + 1 :])
 
 
 def test_greedy_decode_matches_teacher_forced_argmax(model):

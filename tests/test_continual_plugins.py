@@ -82,7 +82,7 @@ def test_balanced_policies_give_equal_slots_per_class(policy):
 
 
 def test_herding_picks_the_sample_closest_to_the_class_mean_first():
-    strategy, slu = make_strategy("replay", ReplayMethodOptions(replay=ReplayOptions(size=6, policy="herding")))
+    strategy, _slu = make_strategy("replay", ReplayMethodOptions(replay=ReplayOptions(size=6, policy="herding")))
     policy = plugin_of(strategy, Seq2SeqReplayPlugin).storage_policy
     features = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, -1.0], [5.0, 5.0]])
     assert policy.selection_strategy.make_sorted_indices_from_features(features)[0] == 1  # mean is (1.25, 1.25)

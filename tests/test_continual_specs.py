@@ -49,7 +49,9 @@ def test_paper_setting_without_corpus_raises_a_clear_error(name, tmp_path, monke
     assert "absent" in str(error.value)
 
 
-@pytest.mark.parametrize("name, expected", [("coconut-fsc-3.yaml", "missing folder data/"), ("coconut-slurp-6.yaml", "missing train.jsonl")])
+@pytest.mark.parametrize(
+    "name, expected", [("coconut-fsc-3.yaml", "missing folder data/"), ("coconut-slurp-6.yaml", "missing train.jsonl")]
+)
 def test_paper_setting_without_corpus_stops_before_any_mlflow_run(name, expected, tracking_uri, tmp_path):
     import mlflow
     from click.testing import CliRunner
@@ -68,8 +70,16 @@ def test_quickstart_end_to_end_on_a_tiny_synthesized_corpus(tracking_uri, tmp_pa
     import mlflow
     from click.testing import CliRunner
 
-    tiny = ["scenario.intents=6", "scenario.phrasings_per_intent=1", "scenario.speakers=3", "scenario.valid_speakers=1",
-            "scenario.test_speakers=1", "model.preset=tiny", "train.epochs=1", "method.replay.size=6"]
+    tiny = [
+        "scenario.intents=6",
+        "scenario.phrasings_per_intent=1",
+        "scenario.speakers=3",
+        "scenario.valid_speakers=1",
+        "scenario.test_speakers=1",
+        "model.preset=tiny",
+        "train.epochs=1",
+        "method.replay.size=6",
+    ]
     result = CliRunner().invoke(main, ["run", str(RUNS / "quickstart.yaml"), "-q", *[arg for o in tiny for arg in ("-o", o)]])
     assert result.exit_code == 0, result.output
     for method in ("finetune", "replay", "coconut"):

@@ -58,7 +58,9 @@ def test_run_is_found_by_plain_mlflow(toy_distribution, tracking_uri, toy_spec):
 def test_child_spec_relaunches_to_the_same_metrics(toy_distribution, tracking_uri, toy_spec, tmp_path):
     assert invoke("run", str(toy_spec), "-q", "-o", "seeds=[5]").exit_code == 0
     first = children(runs_of("toy-exp"))[0]
-    spec_file = Path(mlflow.artifacts.download_artifacts(run_id=first.info.run_id, artifact_path="spec.yaml", dst_path=str(tmp_path / "dl")))
+    spec_file = Path(
+        mlflow.artifacts.download_artifacts(run_id=first.info.run_id, artifact_path="spec.yaml", dst_path=str(tmp_path / "dl"))
+    )
     assert invoke("run", str(spec_file), "-q").exit_code == 0
     again = [r for r in children(runs_of("toy-exp")) if r.info.run_id != first.info.run_id]
     assert len(again) == 1
@@ -124,7 +126,14 @@ def test_state_dict_checkpoints_load_with_weights_only(tracking_uri, tmp_path):
 
 def test_default_store_is_sqlite_in_the_working_directory(toy_distribution, toy_env, toy_spec, tmp_path):
     del toy_env["MLFLOW_TRACKING_URI"]
-    done = subprocess.run([sys.executable, "-m", "suite.cli", "run", str(toy_spec), "-q", "-o", "seeds=[0]"], env=toy_env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "run", str(toy_spec), "-q", "-o", "seeds=[0]"],
+        env=toy_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "mlflow.db").is_file()
     assert (tmp_path / "mlartifacts").is_dir() and not (tmp_path / "mlruns").exists()

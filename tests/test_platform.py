@@ -76,8 +76,10 @@ def test_report_takes_the_latest_launch_unless_told_otherwise(toy_distribution, 
     assert invoke("run", str(toy_spec), "-q", "-o", "seeds=[0,1,2]").exit_code == 0
     assert "| 3 |" in invoke("report", "toy-exp").output.splitlines()[2]
     assert "| 4 |" in invoke("report", "toy-exp", "--launch", "all").output.splitlines()[2]
-    first = min(mlflow.search_runs(experiment_names=["toy-exp"], filter_string="tags.`suite.kind` = 'parent'", output_format="list"),
-                key=lambda run: run.info.start_time)
+    first = min(
+        mlflow.search_runs(experiment_names=["toy-exp"], filter_string="tags.`suite.kind` = 'parent'", output_format="list"),
+        key=lambda run: run.info.start_time,
+    )
     assert "| 1 |" in invoke("report", "toy-exp", "--launch", first.info.run_id).output.splitlines()[2]
     latest_child = mlflow.search_runs(experiment_names=["toy-exp"], filter_string="tags.`suite.kind` = 'child'", output_format="list")[0]
     mlflow.MlflowClient().log_metric(latest_child.info.run_id, "test.hit_at_10", 0.25)  # how MLflow stores test.hit@10
@@ -104,7 +106,14 @@ def free_port() -> int:
 
 def test_ui_serves_the_store(toy_env, tmp_path):
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "suite.cli", "ui", "--port", str(port)], env=toy_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "suite.cli", "ui", "--port", str(port)],
+        env=toy_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert f"http://127.0.0.1:{port}" in server.stdout.readline()
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"

@@ -123,12 +123,23 @@ def test_preflight_names_a_missing_field_before_any_run(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "shop.inter").write_text("user_id:token\titem_id:token\n1\t2\n", encoding="utf-8")
     store = f"sqlite:///{tmp_path / 'm.db'}"
-    result = CliRunner().invoke(main, ["run", str(Path(__file__).resolve().parents[1] / "runs" / "sasrec-ml100k.yaml"),
-                                       "-q", "--tracking-uri", store, "-o", f"scenario.path={folder}"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(Path(__file__).resolve().parents[1] / "runs" / "sasrec-ml100k.yaml"),
+            "-q",
+            "--tracking-uri",
+            store,
+            "-o",
+            f"scenario.path={folder}",
+        ],
+    )
     assert result.exit_code == 2
     assert "shop.inter: missing the order (time) field 'timestamp'" in result.output
     assert not (tmp_path / "m.db").exists() or not MlflowClient(store).search_runs(
-        [e.experiment_id for e in MlflowClient(store).search_experiments()])
+        [e.experiment_id for e in MlflowClient(store).search_experiments()]
+    )
 
 
 def test_unknown_variant_flags_are_rejected() -> None:

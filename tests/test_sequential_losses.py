@@ -85,7 +85,7 @@ def test_crop_mask_reorder() -> None:
     rng = np.random.default_rng(0)
     items = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     cropped = crop(items, 0.5, rng)
-    assert len(cropped) == 5 and cropped == items[items.index(cropped[0]): items.index(cropped[0]) + 5]
+    assert len(cropped) == 5 and cropped == items[items.index(cropped[0]) : items.index(cropped[0]) + 5]
     masked = mask(items, 0.5, 99, rng)
     assert masked.count(99) == 5 and [a for a, b in zip(items, masked) if b != 99] == [b for b in masked if b != 99]
     shuffled = reorder(items, 0.8, rng)

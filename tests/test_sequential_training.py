@@ -50,8 +50,16 @@ def _context(tmp: Path, scenario_options, model, model_options, method_options, 
     run_dir = tmp / "run"
     run_dir.mkdir()
     return RunContext(
-        seed=0, scenario_plugin=RECBOLE, scenario_options=scenario_options, model_plugin=model, model_options=model_options,
-        method_options=method_options, train_options=train, tracker=_tracker(tmp), run_dir=run_dir, cache_dir=tmp.parent / "cache",
+        seed=0,
+        scenario_plugin=RECBOLE,
+        scenario_options=scenario_options,
+        model_plugin=model,
+        model_options=model_options,
+        method_options=method_options,
+        train_options=train,
+        tracker=_tracker(tmp),
+        run_dir=run_dir,
+        cache_dir=tmp.parent / "cache",
     )
 
 
@@ -64,8 +72,19 @@ def test_plain_recbole_pipeline_trains_mclrec_with_the_meta_trainer(workspace: P
     cwd = workspace / "plain"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    config_dict = {**MCLRec.default_config(), **scenario.config_fragment(), "epochs": 1, "train_batch_size": 128, "eval_batch_size": 256,
-                   "metrics": ["Hit", "NDCG"], "topk": [10], "valid_metric": "NDCG@10", "gpu_id": "", "show_progress": False, "seed": 3}
+    config_dict = {
+        **MCLRec.default_config(),
+        **scenario.config_fragment(),
+        "epochs": 1,
+        "train_batch_size": 128,
+        "eval_batch_size": 256,
+        "metrics": ["Hit", "NDCG"],
+        "topk": [10],
+        "valid_metric": "NDCG@10",
+        "gpu_id": "",
+        "show_progress": False,
+        "seed": 3,
+    }
     config = Config(model=MCLRec, dataset=config_dict["dataset"], config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
     train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
@@ -179,8 +198,16 @@ def test_mclrec_through_the_suite_logs_terms_and_checkpoint(workspace: Path, sce
     result = P.MCLREC_TRAINER.run(ctx)
     assert set(result) == {f"test.{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}
     run = ctx.tracker.client.get_run(ctx.tracker.run_id)
-    for key in ("train.loss_rec", "train.loss_cl1", "train.loss_cl2", "train.loss_reg", "train.loss_augmenter_cl2",
-                "train.loss_step3_total", "valid.ndcg_at_10", "test.hit_at_10"):
+    for key in (
+        "train.loss_rec",
+        "train.loss_cl1",
+        "train.loss_cl2",
+        "train.loss_reg",
+        "train.loss_augmenter_cl2",
+        "train.loss_step3_total",
+        "valid.ndcg_at_10",
+        "test.hit_at_10",
+    ):
         assert key in run.data.metrics, key
     assert run.data.params["mclrec.optimization"] == "three-step"
     best = ctx.tracker.client.download_artifacts(ctx.tracker.run_id, "checkpoints/best.pth", str(tmp))

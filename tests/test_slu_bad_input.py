@@ -11,11 +11,11 @@ import pytest
 import soundfile
 import torch
 import torchaudio.functional
+from slu_fixtures import RESAMPLED_FILE, copy_corpus
 
 from scenarios.slu.audio import read_audio
 from scenarios.slu.plugins import FSC, SLURP
 from scenarios.slu.tokenizer import Tokenizer
-from slu_fixtures import RESAMPLED_FILE, copy_corpus, ctx, fsc_root, slurp_root  # noqa: F401
 from suite.errors import DataError
 
 
@@ -44,11 +44,14 @@ def test_missing_fsc_root_says_what_and_where(tmp_path: Path, ctx) -> None:
     assert "fluent.ai" in message and "\n" not in message
 
 
-@pytest.mark.parametrize("damage, piece", [
-    (lambda root: (root / "data" / "valid_data.csv").unlink(), "missing data/valid_data.csv"),
-    (lambda root: shutil.rmtree(root / "wavs"), "missing folder wavs/speakers/"),
-    (lambda root: shutil.rmtree(root / "data"), "missing folder data/"),
-])
+@pytest.mark.parametrize(
+    "damage, piece",
+    [
+        (lambda root: (root / "data" / "valid_data.csv").unlink(), "missing data/valid_data.csv"),
+        (lambda root: shutil.rmtree(root / "wavs"), "missing folder wavs/speakers/"),
+        (lambda root: shutil.rmtree(root / "data"), "missing folder data/"),
+    ],
+)
 def test_wrong_fsc_layout_names_the_missing_piece(fsc_root: Path, tmp_path: Path, ctx, damage, piece) -> None:
     root = copy_corpus(fsc_root, tmp_path / "fsc")
     damage(root)
@@ -120,8 +123,7 @@ def test_corrupt_audio_is_skipped_and_counted_on_request(fsc_root: Path, tmp_pat
     wavs[-1].unlink()
     result = build_fsc(root, ctx, skip_bad_audio=True)
     assert result.skipped_audio == 2 and sorted(result.skipped_files) == sorted([str(wavs[0]), str(wavs[-1])])
-    total = sum(len(exp.dataset) for stream in ("train_stream", "valid_stream", "test_stream")
-                for exp in getattr(result.benchmark, stream))
+    total = sum(len(exp.dataset) for stream in ("train_stream", "valid_stream", "test_stream") for exp in getattr(result.benchmark, stream))
     assert total == 48
     again = build_fsc(root, ctx, skip_bad_audio=True)
     assert again.features_from_cache and again.skipped_audio == 2

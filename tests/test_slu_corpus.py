@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from slu_fixtures import TINY_SPEC, build_fsc_corpus
 
 from scenarios.slu import grammar
 from scenarios.slu.espeak import SynthJob, synthesize
 from scenarios.slu.fsc import load_fsc
 from scenarios.slu.spoken_commands import MANIFEST, CorpusSpec, corpus_dir, ensure_corpus, plan, verify_corpus
 from suite.errors import DataError
-from slu_fixtures import TINY_SPEC, build_fsc_corpus, fsc_root  # noqa: F401
 
 
 def test_grammar_meets_its_promises() -> None:

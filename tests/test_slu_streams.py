@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from scenarios.slu.features import fbank
 from scenarios.slu.audio import read_audio
+from scenarios.slu.features import fbank
 from scenarios.slu.options import FeatureOptions
 from scenarios.slu.plugins import FSC, SLURP, SPOKEN_COMMANDS
 from scenarios.slu.streams import collate, split_sizes
 from scenarios.slu.tokenizer import Tokenizer
-from slu_fixtures import ctx, fsc_root, slurp_root  # noqa: F401
 from suite import registry
 from suite.errors import SpecError
 
@@ -79,11 +78,14 @@ def test_class_order_is_drawn_from_the_run_seed(fsc_root: Path, ctx) -> None:
     assert len(others | {tuple(first)}) > 1
 
 
-@pytest.mark.parametrize("bad, message", [
-    (lambda c: c[:-1], "missing"),
-    (lambda c: c[:-1] + ["turn_on_nothing_none"], "unknown: turn_on_nothing_none"),
-    (lambda c: c[:-1] + c[:1], "repeated"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda c: c[:-1], "missing"),
+        (lambda c: c[:-1] + ["turn_on_nothing_none"], "unknown: turn_on_nothing_none"),
+        (lambda c: c[:-1] + c[:1], "repeated"),
+    ],
+)
 def test_class_order_that_is_not_a_permutation_is_refused(fsc_root: Path, ctx, bad, message) -> None:
     classes = build_fsc(fsc_root, ctx).classes
     with pytest.raises(SpecError, match=f"class_order is not a permutation.*{message}"):
@@ -122,7 +124,7 @@ def test_samples_and_batches_have_the_documented_format(fsc_root: Path, ctx) -> 
     assert x.shape == (4, int(x_lens.max()), 80) and y.tolist() == [s[1] for s in samples]
     assert x_lens.tolist() == [s[0].shape[0] for s in samples]
     shortest = int(x_lens.argmin())
-    assert torch.all(x[shortest, x_lens[shortest]:] == 0)
+    assert torch.all(x[shortest, x_lens[shortest] :] == 0)
     assert toks.shape[1] == max(len(s[2]) for s in samples) and t.tolist() == [0] * 4
     assert (toks == 0).sum() == toks.numel() - sum(len(s[2]) for s in samples)
     assert dataset.collate_fn is collate
@@ -136,7 +138,7 @@ def test_concat_and_subset_keep_samples_and_targets(fsc_root: Path, ctx) -> None
     assert [mixed[i][1] for i in range(3)] == list(mixed.targets)
     assert mixed.collate_fn is collate
     loader = torch.utils.data.DataLoader(mixed, batch_size=3, collate_fn=mixed.collate_fn)
-    x, y, x_lens, tokens, t = next(iter(loader))
+    _x, y, _x_lens, _tokens, t = next(iter(loader))
     assert y.tolist() == list(mixed.targets) and t.tolist() == [0, 0, 0]
 
 
@@ -161,8 +163,15 @@ def test_avalanche_strategy_with_replay_trains_and_evaluates_on_the_streams(fsc_
         def before_forward(self, strategy, **kwargs):
             seen.append((strategy.mb_x.shape, set(strategy.mb_y.tolist()), strategy.experience.current_experience))
 
-    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), train_mb_size=8,
-                     train_epochs=1, eval_mb_size=8, evaluator=None, plugins=[Spy(mem_size=6)])
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        train_mb_size=8,
+        train_epochs=1,
+        eval_mb_size=8,
+        evaluator=None,
+        plugins=[Spy(mem_size=6)],
+    )
     for experience in result.benchmark.train_stream:
         strategy.train(experience)
     strategy.eval(result.benchmark.test_stream)
@@ -220,8 +229,7 @@ def test_tokenizer_is_saved_with_the_run(fsc_root: Path, ctx) -> None:
 
 
 def test_spoken_commands_plugin_builds_and_reuses_its_corpus(ctx) -> None:
-    options = SPOKEN_COMMANDS.options(intents=3, phrasings_per_intent=1, speakers=3, valid_speakers=1, test_speakers=1,
-                                      num_experiences=2)
+    options = SPOKEN_COMMANDS.options(intents=3, phrasings_per_intent=1, speakers=3, valid_speakers=1, test_speakers=1, num_experiences=2)
     first = SPOKEN_COMMANDS.build(options, ctx)
     assert first.corpus_dir.is_relative_to(ctx.cache_dir) and (first.corpus_dir / "manifest.json").is_file()
     assert first.classes_per_exp == [2, 1] and first.train_size == 3
@@ -235,7 +243,7 @@ def test_slurp_classes_are_scenarios(slurp_root: Path, ctx) -> None:
     assert result.classes_per_exp == [2, 2] and result.train_size == 16
     for stream in STREAMS:
         assert stream_classes(result, stream) == [set(g) for g in result.experience_classes]
-    feats, intent, tokens, _ = result.benchmark.test_stream[0].dataset[0]
+    _feats, intent, tokens, _ = result.benchmark.test_stream[0].dataset[0]
     assert result.tokenizer.decode(tokens)[0] == result.classes[intent]
 
 

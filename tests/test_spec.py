@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mlflow
 import pytest
 import yaml
@@ -39,12 +37,15 @@ def test_resolved_spec_round_trips(toy_distribution, toy_spec, tmp_path):
 def test_grid_points_replace_whole_sections(toy_distribution, toy_spec):
     plan = specs.plan(toy_spec, [], ["train.lr=[0.01,0.02]", "method=[{name: toy-fit, steps: 2}, {name: toy-fit, steps: 9}]"])
     labels = [label for label, _ in plan.points]
-    assert labels == [
-        "train.lr=0.01 method=toy-fit",
-        "train.lr=0.01 method=toy-fit",
-        "train.lr=0.02 method=toy-fit",
-        "train.lr=0.02 method=toy-fit",
-    ][: len(labels)]
+    assert (
+        labels
+        == [
+            "train.lr=0.01 method=toy-fit",
+            "train.lr=0.01 method=toy-fit",
+            "train.lr=0.02 method=toy-fit",
+            "train.lr=0.02 method=toy-fit",
+        ][: len(labels)]
+    )
     steps = [(p.train_options.lr, p.method_options.steps) for _, p in plan.points]
     assert steps == [(0.01, 2), (0.01, 9), (0.02, 2), (0.02, 9)]
 
@@ -62,22 +63,66 @@ BAD_INPUTS = [
     (None, [], ["spec file not found"]),
     ("scenario: {name: toy-numbers\nmodel: [", [], ["invalid YAML"]),
     ("- just\n- a list\n", [], ["expected a mapping"]),
-    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\ntrian: {lr: 0.1}\n", [], ["unknown key 'trian'", "did you mean 'train'"]),
-    ("scenario: {name: toy-numbers, sise: 3}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["unknown key 'scenario.sise'", "did you mean 'size'"]),
-    ("scenario: {name: toy-numbers, size: many}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["scenario.size", "valid integer", "'many'"]),
-    ("scenario: {name: toy-numbers, size: 0}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["scenario.size", "greater than or equal to 1", "got 0"]),
+    (
+        "scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\ntrian: {lr: 0.1}\n",
+        [],
+        ["unknown key 'trian'", "did you mean 'train'"],
+    ),
+    (
+        "scenario: {name: toy-numbers, sise: 3}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n",
+        [],
+        ["unknown key 'scenario.sise'", "did you mean 'size'"],
+    ),
+    (
+        "scenario: {name: toy-numbers, size: many}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n",
+        [],
+        ["scenario.size", "valid integer", "'many'"],
+    ),
+    (
+        "scenario: {name: toy-numbers, size: 0}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n",
+        [],
+        ["scenario.size", "greater than or equal to 1", "got 0"],
+    ),
     ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fitt}\n", [], ["unknown method 'toy-fitt'", "toy-fit"]),
-    ("scenario: {name: no-such-data}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["unknown scenario 'no-such-data'", "toy-numbers"]),
-    ("scenario: {name: toy-numbers}\nmodel: {name: toy-broken}\nmethod: {name: toy-fit}\n", [], ["model 'toy-broken'", "expected a suite.plugins.ModelPlugin"]),
+    (
+        "scenario: {name: no-such-data}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n",
+        [],
+        ["unknown scenario 'no-such-data'", "toy-numbers"],
+    ),
+    (
+        "scenario: {name: toy-numbers}\nmodel: {name: toy-broken}\nmethod: {name: toy-fit}\n",
+        [],
+        ["model 'toy-broken'", "expected a suite.plugins.ModelPlugin"],
+    ),
     ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\nseeds: [1, 1]\n", [], ["seeds must be distinct"]),
-    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lrr=0.1"], ["override 'train.lrr=0.1'", "unknown key 'train.lrr'", "did you mean 'lr'"]),
-    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\nseeds: [0]\n", ["seeds.first=1"], ["override 'seeds.first=1'", "'seeds' is a value"]),
-    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["method.steps=0"], ["override 'method.steps=0'", "method.steps", "greater than or equal to 1"]),
-    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lr=fast"], ["override 'train.lr=fast'", "train.lr", "valid number", "'fast'"]),
+    (
+        "scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n",
+        ["train.lrr=0.1"],
+        ["override 'train.lrr=0.1'", "unknown key 'train.lrr'", "did you mean 'lr'"],
+    ),
+    (
+        "scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\nseeds: [0]\n",
+        ["seeds.first=1"],
+        ["override 'seeds.first=1'", "'seeds' is a value"],
+    ),
+    (
+        "scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n",
+        ["method.steps=0"],
+        ["override 'method.steps=0'", "method.steps", "greater than or equal to 1"],
+    ),
+    (
+        "scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n",
+        ["train.lr=fast"],
+        ["override 'train.lr=fast'", "train.lr", "valid number", "'fast'"],
+    ),
     ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lr"], ["expected KEY=VALUE"]),
     ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["train.lr=[1, 2"], ["not valid YAML"]),
     ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\n", [], ["missing required key 'method'"]),
-    ("scenario: {name: toy-numbers, data_file: /no/such/file.csv}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", [], ["toy data file /no/such/file.csv not found"]),
+    (
+        "scenario: {name: toy-numbers, data_file: /no/such/file.csv}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n",
+        [],
+        ["toy data file /no/such/file.csv not found"],
+    ),
 ]
 
 

@@ -59,13 +59,17 @@ def locate(dataset: str, path: str | None) -> tuple[str, Path]:
     if path is not None:
         folder = Path(path).expanduser().resolve()
         if not folder.is_dir():
-            raise DataError(f"{path}: dataset folder not found (expected {folder}/{folder.name}.inter; "
-                            "the Beauty/Sports/Yelp text files convert with `suite convert-sequences`)")
+            raise DataError(
+                f"{path}: dataset folder not found (expected {folder}/{folder.name}.inter; "
+                "the Beauty/Sports/Yelp text files convert with `suite convert-sequences`)"
+            )
         return folder.name, folder
     if dataset in SHIPPED:
         return dataset, shipped_dataset_dir(dataset)
-    raise DataError(f"dataset '{dataset}' is not shipped with RecBole (shipped: {', '.join(SHIPPED)}); "
-                    "give scenario.path: /dir/<name> holding <name>.inter")
+    raise DataError(
+        f"dataset '{dataset}' is not shipped with RecBole (shipped: {', '.join(SHIPPED)}); "
+        "give scenario.path: /dir/<name> holding <name>.inter"
+    )
 
 
 def read_header(inter_file: Path) -> dict[str, str]:
@@ -114,13 +118,17 @@ def check_leave_one_out(inter_file: Path, frame: pd.DataFrame, fields: AtomicFie
     counts = frame.groupby(fields.user).size()
     kept = counts[counts >= lower_bound(interval)]
     if kept.empty:
-        raise DataError(f"{inter_file}: no users left for leave-one-out after filtering "
-                        f"(user_inter_num_interval {interval!r}; {len(counts)} users before)")
+        raise DataError(
+            f"{inter_file}: no users left for leave-one-out after filtering "
+            f"(user_inter_num_interval {interval!r}; {len(counts)} users before)"
+        )
     short = kept[kept < MIN_INTERACTIONS]
     if not short.empty:
-        raise DataError(f"{inter_file}: {len(short)} users have fewer than {MIN_INTERACTIONS} interactions, too few for "
-                        f"leave-one-out (e.g. user {short.index[0]!r} has {int(short.iloc[0])}); "
-                        "set scenario.user_inter_num_interval: '[3,inf)'")
+        raise DataError(
+            f"{inter_file}: {len(short)} users have fewer than {MIN_INTERACTIONS} interactions, too few for "
+            f"leave-one-out (e.g. user {short.index[0]!r} has {int(short.iloc[0])}); "
+            "set scenario.user_inter_num_interval: '[3,inf)'"
+        )
     return len(kept)
 
 

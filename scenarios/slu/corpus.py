@@ -10,10 +10,10 @@ import fcntl
 import hashlib
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from suite.errors import DataError
 

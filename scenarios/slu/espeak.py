@@ -18,9 +18,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -77,8 +77,14 @@ class Engine:
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_Synth.argtypes = [
-            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
@@ -117,8 +123,14 @@ def synthesize(jobs: Sequence[SynthJob], workers: int = 2) -> Iterator[tuple[int
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
         log_path = Path(tmp) / "helper.log"
         with open(log_path, "w") as log:  # a file, not a pipe: a full pipe could block the helper
-            proc = subprocess.Popen([sys.executable, "-m", "scenarios.slu.espeak"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "scenarios.slu.espeak"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=env,
+            )
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(request))
         proc.stdin.close()

@@ -152,7 +152,7 @@ def _normalize_into(staging: Path, n_mels: int, stats: dict[str, list[float]], c
         if total:
             raw = np.memmap(raw_path, dtype=np.float32, mode="r", shape=(total, n_mels))
             for start in range(0, total, chunk):
-                out[start:start + chunk] = (raw[start:start + chunk] - mean) / std
+                out[start : start + chunk] = (raw[start : start + chunk] - mean) / std
             del raw
         out.flush()
         del out
@@ -161,8 +161,13 @@ def _normalize_into(staging: Path, n_mels: int, stats: dict[str, list[float]], c
 
 def _write_meta(staging: Path, corpus: Corpus, options: FeatureOptions, stats, skipped) -> None:
     meta = {
-        "corpus": corpus.name, "root": str(corpus.root), "fingerprint": corpus.fingerprint,
-        "features": options.model_dump(), "version": FEATURE_VERSION, "stats": stats, "skipped": skipped,
+        "corpus": corpus.name,
+        "root": str(corpus.root),
+        "fingerprint": corpus.fingerprint,
+        "features": options.model_dump(),
+        "version": FEATURE_VERSION,
+        "stats": stats,
+        "skipped": skipped,
         "counts": {split: len(corpus.splits[split]) for split in SPLITS},
     }
     (staging / "meta.json").write_text(json.dumps(meta, indent=1))

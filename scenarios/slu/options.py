@@ -34,12 +34,10 @@ class SLUOptions(Options):
     skip_bad_audio: bool = False
 
     @model_validator(mode="after")
-    def _experiences_agree(self) -> "SLUOptions":
+    def _experiences_agree(self) -> SLUOptions:
         if self.classes_per_exp is not None:
             if "num_experiences" in self.model_fields_set and self.num_experiences != len(self.classes_per_exp):
-                raise ValueError(
-                    f"num_experiences={self.num_experiences} but classes_per_exp has {len(self.classes_per_exp)} entries"
-                )
+                raise ValueError(f"num_experiences={self.num_experiences} but classes_per_exp has {len(self.classes_per_exp)} entries")
             if any(n < 1 for n in self.classes_per_exp):
                 raise ValueError(f"classes_per_exp {self.classes_per_exp}: every experience needs at least one class")
         return self
@@ -62,7 +60,7 @@ class SpokenCommandsOptions(SLUOptions):
     synth_workers: int = Field(2, ge=1, le=16)
 
     @model_validator(mode="after")
-    def _speakers_fit(self) -> "SpokenCommandsOptions":
+    def _speakers_fit(self) -> SpokenCommandsOptions:
         if self.speakers - self.valid_speakers - self.test_speakers < 1:
             raise ValueError(
                 f"speakers={self.speakers} leaves no training speaker after valid_speakers={self.valid_speakers} "

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from scenarios.slu.corpus import Corpus
     from scenarios.slu.streams import SLUBenchmark
 
-__all__ = ["SPOKEN_COMMANDS", "FSC", "SLURP", "FeatureOptions", "SLUOptions", "SpokenCommandsOptions", "FSCOptions", "SLURPOptions"]
+__all__ = ["FSC", "SLURP", "SPOKEN_COMMANDS", "FSCOptions", "FeatureOptions", "SLUOptions", "SLURPOptions", "SpokenCommandsOptions"]
 
 
 def resolve_cache(options: SLUOptions, ctx: BuildContext) -> Path:
@@ -26,7 +26,7 @@ def resolve_cache(options: SLUOptions, ctx: BuildContext) -> Path:
     return cache_root(options.cache_dir) if options.cache_dir else Path(ctx.cache_dir)
 
 
-def build_benchmark(corpus: "Corpus", options: SLUOptions, ctx: BuildContext, corpus_dir: Path | None = None) -> "SLUBenchmark":
+def build_benchmark(corpus: Corpus, options: SLUOptions, ctx: BuildContext, corpus_dir: Path | None = None) -> SLUBenchmark:
     """Corpus -> checked class order and split -> cached features -> tokenizer -> streams."""
     from scenarios.slu.features import load_or_compute
     from scenarios.slu.streams import SLUBenchmark, build_streams, collate, resolve_class_order, split_sizes
@@ -41,36 +41,49 @@ def build_benchmark(corpus: "Corpus", options: SLUOptions, ctx: BuildContext, co
     benchmark, train_size = build_streams(corpus, features, classes, order, sizes, tokenizer)
     tokenizer_path = tokenizer.save(Path(ctx.run_dir) / "tokenizer.json") if ctx.run_dir else None
     return SLUBenchmark(
-        benchmark=benchmark, tokenizer=tokenizer, classes=classes, class_order=order, classes_per_exp=sizes,
-        n_mels=options.features.n_mels, collate_fn=collate, train_size=train_size,
-        skipped_audio=len(features.skipped), corpus_dir=corpus_dir or corpus.root,
-        feature_cache_dir=features.cache_dir, features_from_cache=features.from_cache,
-        tokenizer_path=tokenizer_path, skipped_files=sorted(features.skipped),
+        benchmark=benchmark,
+        tokenizer=tokenizer,
+        classes=classes,
+        class_order=order,
+        classes_per_exp=sizes,
+        n_mels=options.features.n_mels,
+        collate_fn=collate,
+        train_size=train_size,
+        skipped_audio=len(features.skipped),
+        corpus_dir=corpus_dir or corpus.root,
+        feature_cache_dir=features.cache_dir,
+        features_from_cache=features.from_cache,
+        tokenizer_path=tokenizer_path,
+        skipped_files=sorted(features.skipped),
     )
 
 
-def build_spoken_commands(options: SpokenCommandsOptions, ctx: BuildContext) -> "SLUBenchmark":
+def build_spoken_commands(options: SpokenCommandsOptions, ctx: BuildContext) -> SLUBenchmark:
     """Synthesize the corpus on first use (reused while its manifest holds), then read it as FSC."""
     from scenarios.slu.fsc import load_fsc
     from scenarios.slu.spoken_commands import CorpusSpec, ensure_corpus
 
     spec = CorpusSpec(
-        seed=options.corpus_seed, speakers=options.speakers, valid_speakers=options.valid_speakers,
-        test_speakers=options.test_speakers, phrasings_per_intent=options.phrasings_per_intent, intents=options.intents,
+        seed=options.corpus_seed,
+        speakers=options.speakers,
+        valid_speakers=options.valid_speakers,
+        test_speakers=options.test_speakers,
+        phrasings_per_intent=options.phrasings_per_intent,
+        intents=options.intents,
     )
     directory, manifest = ensure_corpus(resolve_cache(options, ctx), spec, workers=options.synth_workers)
     corpus = load_fsc(directory, fingerprint=manifest["checksum"], name="spoken-commands")
     return build_benchmark(corpus, options, ctx, corpus_dir=directory)
 
 
-def build_fsc(options: FSCOptions, ctx: BuildContext) -> "SLUBenchmark":
+def build_fsc(options: FSCOptions, ctx: BuildContext) -> SLUBenchmark:
     """FSC-3/6/10: ``num_experiences`` 3, 6 or 10 (31 intents; the remainder goes to the first experience)."""
     from scenarios.slu.fsc import load_fsc
 
     return build_benchmark(load_fsc(options.root), options, ctx)
 
 
-def build_slurp(options: SLURPOptions, ctx: BuildContext) -> "SLUBenchmark":
+def build_slurp(options: SLURPOptions, ctx: BuildContext) -> SLUBenchmark:
     """SLURP-3/6: scenarios (or intents, ``label: intent``) split into ``num_experiences``."""
     from scenarios.slu.slurp import load_slurp
 

@@ -102,7 +102,7 @@ def plan(spec: CorpusSpec) -> list[Planned]:
     speakers = grammar.speakers(spec.speakers, spec.seed)
     held_out = grammar.held_out_order(speakers)
     split_of = {s.speaker_id: "test" for s in held_out[: spec.test_speakers]}
-    split_of.update({s.speaker_id: "valid" for s in held_out[spec.test_speakers: spec.test_speakers + spec.valid_speakers]})
+    split_of.update({s.speaker_id: "valid" for s in held_out[spec.test_speakers : spec.test_speakers + spec.valid_speakers]})
     planned = []
     for speaker in speakers:
         for i, intent in enumerate(grammar.intents(spec.intents)):
@@ -167,8 +167,10 @@ def _manifest(spec: CorpusSpec, utterances: list[Planned], checksums: dict[str, 
             "intents": len(grammar.intents(spec.intents)),
             "phrasings_per_intent": spec.phrasings_per_intent,
         },
-        "speakers": {u.speaker.speaker_id: {"voice": u.speaker.voice, "pitch": u.speaker.pitch, "rate": u.speaker.rate, "split": u.split}
-                     for u in utterances},
+        "speakers": {
+            u.speaker.speaker_id: {"voice": u.speaker.voice, "pitch": u.speaker.pitch, "rate": u.speaker.rate, "split": u.split}
+            for u in utterances
+        },
         "files": files,
         "checksum": _checksum(files),
     }

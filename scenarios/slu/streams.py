@@ -10,9 +10,10 @@ input, ``mbatch[1]`` the class and ``mbatch[-1]`` the task label, as Avalanche's
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
@@ -127,13 +128,18 @@ def resolve_class_order(classes: Sequence[str], class_order: Sequence[str] | Non
     unknown = sorted(set(order) - set(classes))
     repeated = sorted({name for name in order if order.count(name) > 1})
     if missing or unknown or repeated:
-        problems = [f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
-                    for label, names in (("missing", missing), ("unknown", unknown), ("repeated", repeated)) if names]
+        problems = [
+            f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+            for label, names in (("missing", missing), ("unknown", unknown), ("repeated", repeated))
+            if names
+        ]
         raise SpecError(f"scenario.class_order is not a permutation of the {len(classes)} classes ({'; '.join(problems)})")
     return order
 
 
-def make_dataset(features: SplitFeatures, labels: Sequence[int], tokens: Sequence[Sequence[int]]) -> TaskAwareSupervisedClassificationDataset:
+def make_dataset(
+    features: SplitFeatures, labels: Sequence[int], tokens: Sequence[Sequence[int]]
+) -> TaskAwareSupervisedClassificationDataset:
     """An Avalanche classification dataset with ``targets``, task labels 0 and ``collate`` as its collate_fn."""
     base = UtteranceDataset(features, labels, tokens)
     return TaskAwareSupervisedClassificationDataset(
@@ -146,8 +152,9 @@ def make_dataset(features: SplitFeatures, labels: Sequence[int], tokens: Sequenc
     )
 
 
-def build_streams(corpus: Corpus, features: FeatureSet, classes: list[str], order: list[str],
-                  sizes: list[int], tokenizer: Tokenizer) -> tuple[Any, int]:
+def build_streams(
+    corpus: Corpus, features: FeatureSet, classes: list[str], order: list[str], sizes: list[int], tokenizer: Tokenizer
+) -> tuple[Any, int]:
     """The Avalanche benchmark with ``train_stream``, ``valid_stream`` and ``test_stream``; also the train size."""
     index = {name: i for i, name in enumerate(classes)}
     bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from suite.errors import DataError
 
@@ -39,11 +39,13 @@ class Tokenizer:
             raise DataError("tokenizer vocabulary has duplicate tokens")
         self.vocab: list[str] = list(vocab)
         self._ids = {token: index for index, token in enumerate(self.vocab)}
-        self._labels = {index: token[len(_INTENT_PREFIX):-1] for index, token in enumerate(self.vocab) if token.startswith(_INTENT_PREFIX)}
+        self._labels = {
+            index: token[len(_INTENT_PREFIX) : -1] for index, token in enumerate(self.vocab) if token.startswith(_INTENT_PREFIX)
+        }
         self.pad_id, self.bos_id, self.eos_id, self.sep_id, self.unk_id = (self._ids[t] for t in SPECIALS)
 
     @classmethod
-    def build(cls, labels: Iterable[str], transcripts: Iterable[str]) -> "Tokenizer":
+    def build(cls, labels: Iterable[str], transcripts: Iterable[str]) -> Tokenizer:
         """Specials, then one token per class (sorted), then training words (sorted)."""
         words = sorted({word for text in transcripts for word in normalize(text)})
         return cls([*SPECIALS, *(intent_token(label) for label in sorted(set(labels))), *words])
@@ -100,7 +102,7 @@ class Tokenizer:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Tokenizer":
+    def load(cls, path: str | Path) -> Tokenizer:
         path = Path(path)
         try:
             data = json.loads(path.read_text())

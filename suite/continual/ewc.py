@@ -7,7 +7,7 @@ the squared gradients of the seq2seq token loss, averaged over the experience's 
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import ParamData, zerolike_params_dict
@@ -22,7 +22,7 @@ class Seq2SeqEWCPlugin(EWCPlugin):
         self.collate_fn = collate_fn
         self.pad_id = pad_id
 
-    def compute_importances(self, model, criterion, optimizer, dataset, device, batch_size, num_workers=0) -> Dict[str, ParamData]:
+    def compute_importances(self, model, criterion, optimizer, dataset, device, batch_size, num_workers=0) -> dict[str, ParamData]:
         model.eval()
         importances = zerolike_params_dict(model)
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=self.collate_fn, num_workers=num_workers)

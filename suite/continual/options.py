@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -13,12 +13,12 @@ class SLUModelOptions(Options):
     """Model size: a preset, with any explicit key taking precedence over it."""
 
     preset: Literal["tiny", "small", "base", "large"] = "small"
-    d_model: Optional[int] = Field(None, ge=8)
-    num_heads: Optional[int] = Field(None, ge=1)
-    enc_layers: Optional[int] = Field(None, ge=1)
-    dec_layers: Optional[int] = Field(None, ge=1)
-    ff_dim: Optional[int] = Field(None, ge=8)
-    proj_dim: Optional[int] = Field(None, ge=2)
+    d_model: int | None = Field(None, ge=8)
+    num_heads: int | None = Field(None, ge=1)
+    enc_layers: int | None = Field(None, ge=1)
+    dec_layers: int | None = Field(None, ge=1)
+    ff_dim: int | None = Field(None, ge=8)
+    proj_dim: int | None = Field(None, ge=2)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     encoder: Literal["transformer", "conformer"] = "transformer"
     conv_channels: int = Field(32, ge=1)
@@ -34,12 +34,12 @@ class ContinualTrain(Options):
     weight_decay: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     intent_weight: float = Field(1.0, gt=0, description="weight of the intent token in the token cross-entropy (1 = plain mean)")
-    grad_clip: Optional[float] = Field(5.0, gt=0)
+    grad_clip: float | None = Field(5.0, gt=0)
     eval_batch_size: int = Field(128, ge=1)
     max_decode_len: int = Field(32, ge=2)
     eval_future: bool = Field(False, description="also evaluate experiences not trained yet (full matrix)")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    num_threads: Optional[int] = Field(None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)")
+    num_threads: int | None = Field(None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)")
     checkpoint: bool = True
     echo: bool = Field(True, description="print one line per experience")
 
@@ -47,13 +47,13 @@ class ContinualTrain(Options):
 class ReplayOptions(Options):
     """Rehearsal buffer: ``size`` a count (int) or a fraction of the training set (float < 1)."""
 
-    size: Union[int, float] = 200
+    size: int | float = 200
     policy: Literal["reservoir", "class_balanced", "herding"] = "reservoir"
-    batch_size_mem: Optional[int] = Field(None, ge=1, description="rehearsal samples per batch (default: train.batch_size)")
+    batch_size_mem: int | None = Field(None, ge=1, description="rehearsal samples per batch (default: train.batch_size)")
 
     @field_validator("size")
     @classmethod
-    def _count_or_fraction(cls, size: Union[int, float]) -> Union[int, float]:
+    def _count_or_fraction(cls, size: int | float) -> int | float:
         if isinstance(size, float) and not 0.0 < size < 1.0:
             raise ValueError("a fractional buffer size must lie in (0, 1); use an integer for a count")
         if isinstance(size, int) and size < 1:
@@ -85,7 +85,7 @@ class ReplayMethodOptions(Options):
 class EWCOptions(Options):
     ewc_lambda: float = Field(10000.0, ge=0)
     mode: Literal["separate", "online"] = "separate"
-    decay_factor: Optional[float] = Field(None, ge=0, le=1)
+    decay_factor: float | None = Field(None, ge=0, le=1)
 
 
 class LwFOptions(Options):

@@ -39,8 +39,14 @@ def run(ctx: Any, method: str) -> dict[str, float]:
 
 
 def _method(name: str, options: type, description: str) -> MethodPlugin:
-    return MethodPlugin(name=name, family="continual", options=options, train_options=opts.ContinualTrain,
-                        run=partial(run, method=name), description=description)
+    return MethodPlugin(
+        name=name,
+        family="continual",
+        options=options,
+        train_options=opts.ContinualTrain,
+        run=partial(run, method=name),
+        description=description,
+    )
 
 
 FINETUNE = _method("finetune", opts.FinetuneOptions, "train on each experience in turn (lower bound)")

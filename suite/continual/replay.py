@@ -12,7 +12,7 @@ variable-length audio. Buffer policies map onto Avalanche's storage policies:
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any
 
 import torch
 from avalanche.benchmarks.utils.data_loader import ReplayDataLoader
@@ -49,7 +49,7 @@ class PooledHerding(HerdingSelectionStrategy):
         self.batch_size = batch_size
 
     @torch.no_grad()
-    def make_sorted_indices(self, strategy: Any, data: Any) -> List[int]:
+    def make_sorted_indices(self, strategy: Any, data: Any) -> list[int]:
         model = strategy.model
         was_training = model.training
         model.eval()
@@ -79,7 +79,9 @@ class Seq2SeqReplayPlugin(ReplayPlugin):
         super().__init__(mem_size=mem_size, batch_size_mem=batch_size_mem, storage_policy=storage_policy)
         self.collate_fn = collate_fn
 
-    def before_training_exp(self, strategy: Any, num_workers: int = 0, shuffle: bool = True, drop_last: bool = False, **kwargs: Any) -> None:
+    def before_training_exp(
+        self, strategy: Any, num_workers: int = 0, shuffle: bool = True, drop_last: bool = False, **kwargs: Any
+    ) -> None:
         if len(self.storage_policy.buffer) == 0:
             return
         strategy.dataloader = ReplayDataLoader(

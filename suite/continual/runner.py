@@ -72,17 +72,30 @@ def method_plugins(method: str, options: Any, slu: Any, train: Any) -> list[Supe
     return plugins
 
 
-def build_strategy(model: torch.nn.Module, slu: Any, method: str, options: Any, train: Any, logger: MLflowContinualLogger | None,
-                   device: torch.device) -> Seq2SeqTemplate:
+def build_strategy(
+    model: torch.nn.Module, slu: Any, method: str, options: Any, train: Any, logger: MLflowContinualLogger | None, device: torch.device
+) -> Seq2SeqTemplate:
     """The seq2seq template with the method's plugins and the decoding evaluator."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     evaluator = EvaluationPlugin(DecodingMetrics(), loggers=[logger] if logger else [])
     tokenizer = slu.tokenizer
     return Seq2SeqTemplate(
-        model=model, optimizer=optimizer, collate_fn=slu.collate_fn, pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id,
-        max_decode_len=train.max_decode_len, label_smoothing=train.label_smoothing, intent_weight=train.intent_weight, grad_clip=train.grad_clip,
-        train_mb_size=train.batch_size, train_epochs=train.epochs, eval_mb_size=train.eval_batch_size, device=device,
-        plugins=[*method_plugins(method, options, slu, train), EpochProgressPlugin()], evaluator=evaluator,
+        model=model,
+        optimizer=optimizer,
+        collate_fn=slu.collate_fn,
+        pad_id=tokenizer.pad_id,
+        bos_id=tokenizer.bos_id,
+        eos_id=tokenizer.eos_id,
+        max_decode_len=train.max_decode_len,
+        label_smoothing=train.label_smoothing,
+        intent_weight=train.intent_weight,
+        grad_clip=train.grad_clip,
+        train_mb_size=train.batch_size,
+        train_epochs=train.epochs,
+        eval_mb_size=train.eval_batch_size,
+        device=device,
+        plugins=[*method_plugins(method, options, slu, train), EpochProgressPlugin()],
+        evaluator=evaluator,
     )
 
 
@@ -127,13 +140,15 @@ def run(ctx: Any, method: str) -> dict[str, float]:
 def _log_setup(ctx: Any, slu: Any, model: torch.nn.Module, strategy: Seq2SeqTemplate) -> None:
     if ctx.tracker is None:
         return
-    ctx.tracker.log_params({
-        "derived.parameters": sum(p.numel() for p in model.parameters()),
-        "derived.vocab_size": len(slu.tokenizer),
-        "derived.train_size": slu.train_size,
-        "derived.class_order": list(slu.class_order),
-        "derived.plugins": [type(p).__name__ for p in strategy.plugins if not isinstance(p, EvaluationPlugin)],
-    })
+    ctx.tracker.log_params(
+        {
+            "derived.parameters": sum(p.numel() for p in model.parameters()),
+            "derived.vocab_size": len(slu.tokenizer),
+            "derived.train_size": slu.train_size,
+            "derived.class_order": list(slu.class_order),
+            "derived.plugins": [type(p).__name__ for p in strategy.plugins if not isinstance(p, EvaluationPlugin)],
+        }
+    )
 
 
 def _save_artifacts(ctx: Any, slu: Any, model: torch.nn.Module, strategy: Seq2SeqTemplate, train: Any) -> None:

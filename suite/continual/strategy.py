@@ -18,7 +18,8 @@ whose label is not a class of the current experience (METHODS.md's definition). 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,7 @@ class Seq2SeqTemplate(SupervisedTemplate):
         train_epochs: int = 1,
         eval_mb_size: int = 64,
         device: str | torch.device = "cpu",
-        plugins: Optional[Sequence[SupervisedPlugin]] = None,
+        plugins: Sequence[SupervisedPlugin] | None = None,
         evaluator: EvaluationPlugin | None = None,
     ):
         super().__init__(
@@ -119,17 +120,32 @@ class Seq2SeqTemplate(SupervisedTemplate):
         self.current_classes = torch.as_tensor(sorted(self.experience.classes_in_this_experience), dtype=torch.long)
         self.seen_experiences.add(self.experience.current_experience)
 
-    def make_train_dataloader(self, num_workers: int = 0, shuffle: bool = True, pin_memory: bool | None = None,
-                              persistent_workers: bool = False, drop_last: bool = False, **kwargs: Any) -> None:
+    def make_train_dataloader(
+        self,
+        num_workers: int = 0,
+        shuffle: bool = True,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = False,
+        drop_last: bool = False,
+        **kwargs: Any,
+    ) -> None:
         self.dataloader = DataLoader(
-            self.adapted_dataset, batch_size=self.train_mb_size, shuffle=shuffle, collate_fn=self.collate_fn,
-            num_workers=num_workers, drop_last=drop_last,
+            self.adapted_dataset,
+            batch_size=self.train_mb_size,
+            shuffle=shuffle,
+            collate_fn=self.collate_fn,
+            num_workers=num_workers,
+            drop_last=drop_last,
         )
 
-    def make_eval_dataloader(self, num_workers: int = 0, shuffle: bool = False, pin_memory: bool | None = None,
-                             persistent_workers: bool = False, **kwargs: Any) -> None:
+    def make_eval_dataloader(
+        self, num_workers: int = 0, shuffle: bool = False, pin_memory: bool | None = None, persistent_workers: bool = False, **kwargs: Any
+    ) -> None:
         self.dataloader = DataLoader(
-            self.adapted_dataset, batch_size=self.eval_mb_size, shuffle=False, collate_fn=self.collate_fn,
+            self.adapted_dataset,
+            batch_size=self.eval_mb_size,
+            shuffle=False,
+            collate_fn=self.collate_fn,
             num_workers=num_workers,
         )
 

@@ -8,8 +8,9 @@ builds in milliseconds and any method can learn it. Not a substitute for the rea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmark
@@ -19,7 +20,24 @@ from torch.utils.data import Dataset
 
 from scenarios.slu.tokenizer import Tokenizer
 
-WORDS = ("turn", "on", "off", "the", "lights", "music", "heat", "kitchen", "bedroom", "up", "down", "lamp", "volume", "open", "close", "door")
+WORDS = (
+    "turn",
+    "on",
+    "off",
+    "the",
+    "lights",
+    "music",
+    "heat",
+    "kitchen",
+    "bedroom",
+    "up",
+    "down",
+    "lamp",
+    "volume",
+    "open",
+    "close",
+    "door",
+)
 
 
 def pad_collate(samples: Sequence[tuple[Tensor, int, Tensor, int]]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -77,7 +95,11 @@ def build_synthetic_slu(
     prototypes = torch.randn(num_classes, 4, n_mels, generator=generator) * 2.0
     splits = {}
     for split, count in zip(("train", "valid", "test"), per_class):
-        items = [_sample(c, prototypes[c], transcripts[c], classes[c], tokenizer, frames, noise, generator) for c in range(num_classes) for _ in range(count)]
+        items = [
+            _sample(c, prototypes[c], transcripts[c], classes[c], tokenizer, frames, noise, generator)
+            for c in range(num_classes)
+            for _ in range(count)
+        ]
         targets = [item[1] for item in items]
         splits[split] = _make_taskaware_classification_dataset(_Samples(items), targets=targets, task_labels=0, collate_fn=pad_collate)
     per_exp = _split_counts(num_classes, num_experiences)
@@ -96,8 +118,16 @@ def _phrasings(c: int, generator: torch.Generator) -> list[str]:
     return [" ".join(WORDS[w] for w in row) + f" item{c}" for row in picks]
 
 
-def _sample(c: int, prototype: Tensor, phrases: list[str], label: str, tokenizer: Tokenizer, frames: tuple[int, int], noise: float,
-            generator: torch.Generator) -> tuple[Tensor, int, Tensor, int]:
+def _sample(
+    c: int,
+    prototype: Tensor,
+    phrases: list[str],
+    label: str,
+    tokenizer: Tokenizer,
+    frames: tuple[int, int],
+    noise: float,
+    generator: torch.Generator,
+) -> tuple[Tensor, int, Tensor, int]:
     length = int(torch.randint(frames[0], frames[1] + 1, (1,), generator=generator))
     pattern = prototype.repeat_interleave((length + 3) // 4, dim=0)[:length]
     features = pattern + noise * torch.randn(length, prototype.size(1), generator=generator)

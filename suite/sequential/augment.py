@@ -21,7 +21,7 @@ def crop(items: list[int], ratio: float, rng: np.random.Generator) -> list[int]:
     """Keep a random contiguous span of floor(ratio * len) items (at least one)."""
     span = max(1, int(np.floor(ratio * len(items))))
     start = int(rng.integers(0, len(items) - span + 1))
-    return items[start:start + span]
+    return items[start : start + span]
 
 
 def mask(items: list[int], ratio: float, mask_id: int, rng: np.random.Generator) -> list[int]:
@@ -39,9 +39,9 @@ def reorder(items: list[int], ratio: float, rng: np.random.Generator) -> list[in
     if span < 2:
         return list(items)
     start = int(rng.integers(0, len(items) - span + 1))
-    shuffled = list(items[start:start + span])
+    shuffled = list(items[start : start + span])
     rng.shuffle(shuffled)
-    return items[:start] + shuffled + items[start + span:]
+    return items[:start] + shuffled + items[start + span :]
 
 
 @dataclass

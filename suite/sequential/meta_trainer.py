@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from recbole.trainer import Trainer
@@ -127,7 +128,9 @@ class MetaTrainer(SuiteCheckpointing, Trainer):
         if self.third_step and self.joint:
             raise ValueError("meta_third_step and meta_joint exclude each other: the joint variant has one step")
         if not hasattr(model, "encoder_loss_terms"):
-            raise TypeError(f"MetaTrainer trains MCLRec-style models (encoder_loss_terms, augmenter_loss_terms); got {type(model).__name__}")
+            raise TypeError(
+                f"MetaTrainer trains MCLRec-style models (encoder_loss_terms, augmenter_loss_terms); got {type(model).__name__}"
+            )
         super().__init__(config, model)
         self.bilevel = model.has_augmenters and not self.joint
         self.augmenter_optimizer = self._build_augmenter_optimizer(config)

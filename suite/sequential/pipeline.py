@@ -73,7 +73,14 @@ def train_config(train: Any) -> dict[str, Any]:
     }
 
 
-def config_dict_for(scenario_fragment: dict[str, Any], model_fragment: dict[str, Any], train: Any, seed: int, run_dir: Path, method_fragment: dict[str, Any] | None = None) -> dict[str, Any]:
+def config_dict_for(
+    scenario_fragment: dict[str, Any],
+    model_fragment: dict[str, Any],
+    train: Any,
+    seed: int,
+    run_dir: Path,
+    method_fragment: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Every key RecBole needs, explicit (custom model classes get no YAML defaults)."""
     return {
         **scenario_fragment,

@@ -7,7 +7,7 @@ and every hyperparameter reaches RecBole explicitly.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from recbole.model.sequential_recommender import SASRec
@@ -31,7 +31,7 @@ class EncoderOptions(Options):
     attn_dropout_prob: float = Field(default=0.5, ge=0, lt=1)
 
     @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> "EncoderOptions":
+    def _heads_divide_hidden(self) -> EncoderOptions:
         if self.hidden_size % self.n_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of n_heads {self.n_heads}")
         return self
@@ -82,8 +82,15 @@ def build_sasrec(options: SASRecOptions) -> tuple[type, dict[str, Any]]:
 def build_cl4srec(options: CL4SRecOptions) -> tuple[type, dict[str, Any]]:
     from models.mclrec import MCLRec
 
-    switches = {"use_cl1": True, "use_cl2": False, "cl2_weight": 0.0, "use_regularizer": False,
-                "regularizer_weight": None, "regularizer_scope": "per_anchor", "shared_augmenter": False}
+    switches = {
+        "use_cl1": True,
+        "use_cl2": False,
+        "cl2_weight": 0.0,
+        "use_regularizer": False,
+        "regularizer_weight": None,
+        "regularizer_scope": "per_anchor",
+        "shared_augmenter": False,
+    }
     return MCLRec, {**options.encoder_fragment(), **options.contrastive_fragment(), **switches}
 
 
@@ -115,7 +122,9 @@ class SequentialTrainOptions(Options):
     metrics: list[str] = Field(default_factory=lambda: ["Hit", "NDCG"])
     topk: list[int] = Field(default_factory=lambda: [5, 10, 20])
     device: Literal["cpu", "cuda"] = "cpu"
-    num_threads: Optional[int] = Field(default=None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)")
+    num_threads: int | None = Field(
+        default=None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)"
+    )
 
 
 class MetaTrainerOptions(Options):
@@ -126,7 +135,7 @@ class MetaTrainerOptions(Options):
     augmenter_learning_rate: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _one_variant(self) -> "MetaTrainerOptions":
+    def _one_variant(self) -> MetaTrainerOptions:
         if self.third_step and self.joint:
             raise ValueError("third_step and joint exclude each other (joint is a single step)")
         return self
@@ -149,12 +158,20 @@ def run_meta_trainer(ctx: RunContext) -> dict[str, float]:
     if ctx.model_plugin.name not in ("mclrec", "cl4srec"):
         raise SpecError(f"method 'mclrec-trainer' trains model mclrec or cl4srec, not '{ctx.model_plugin.name}' (use recbole-trainer)")
     options: MetaTrainerOptions = ctx.method_options
-    fragment = {"meta_third_step": options.third_step, "meta_joint": options.joint, "augmenter_learning_rate": options.augmenter_learning_rate}
+    fragment = {
+        "meta_third_step": options.third_step,
+        "meta_joint": options.joint,
+        "augmenter_learning_rate": options.augmenter_learning_rate,
+    }
     return run_sequential(ctx, MetaTrainer, fragment)
 
 
 SASREC = ModelPlugin("sasrec", FAMILY, SASRecOptions, build_sasrec, "RecBole's own SASRec (CE over all items)")
 CL4SREC = ModelPlugin("cl4srec", FAMILY, CL4SRecOptions, build_cl4srec, "CL4SRec: SASRec + crop/mask/reorder InfoNCE")
 MCLREC = ModelPlugin("mclrec", FAMILY, MCLRecOptions, build_mclrec, "MCLRec: CL4SRec + meta-optimized learnable augmenters")
-RECBOLE_TRAINER = MethodPlugin("recbole-trainer", FAMILY, NoOptions, SequentialTrainOptions, run_recbole_trainer, "RecBole's Trainer, one optimizer")
-MCLREC_TRAINER = MethodPlugin("mclrec-trainer", FAMILY, MetaTrainerOptions, SequentialTrainOptions, run_meta_trainer, "MCLRec's bilevel meta-optimization")
+RECBOLE_TRAINER = MethodPlugin(
+    "recbole-trainer", FAMILY, NoOptions, SequentialTrainOptions, run_recbole_trainer, "RecBole's Trainer, one optimizer"
+)
+MCLREC_TRAINER = MethodPlugin(
+    "mclrec-trainer", FAMILY, MetaTrainerOptions, SequentialTrainOptions, run_meta_trainer, "MCLRec's bilevel meta-optimization"
+)

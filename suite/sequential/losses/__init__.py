@@ -4,4 +4,4 @@ from suite.sequential.losses.cl2 import cl2_loss, cl2_regularizer
 from suite.sequential.losses.contrastive_regularizer import contrastive_regularizer
 from suite.sequential.losses.info_nce import info_nce, pair_scores
 
-__all__ = ["info_nce", "pair_scores", "contrastive_regularizer", "cl2_loss", "cl2_regularizer"]
+__all__ = ["cl2_loss", "cl2_regularizer", "contrastive_regularizer", "info_nce", "pair_scores"]

@@ -68,7 +68,9 @@ def fit(ctx) -> dict[str, float]:
     return {"final_loss": loss, "weight_norm": float(np.linalg.norm(weights))}
 
 
-NUMBERS = ScenarioPlugin(name="toy-numbers", family="toy", options=NumbersOptions, build=build_numbers, check=check_numbers, description="random regression data")
+NUMBERS = ScenarioPlugin(
+    name="toy-numbers", family="toy", options=NumbersOptions, build=build_numbers, check=check_numbers, description="random regression data"
+)
 LINEAR = ModelPlugin(name="toy-linear", family="toy", options=LinearOptions, build=build_linear, description="a weight vector")
 FIT = MethodPlugin(name="toy-fit", family="toy", options=FitOptions, train_options=FitTrain, run=fit, description="gradient descent")
 OTHER = ScenarioPlugin(name="toy-other", family="other", options=NumbersOptions, build=build_numbers)
