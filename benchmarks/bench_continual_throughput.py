@@ -31,8 +31,8 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 
 from suite.continual.coconut import CoconutPlugin
+from suite.continual.entries import SLU_SEQ2SEQ
 from suite.continual.options import CoconutOptions, ContinualTrain, ReplayMethodOptions, ReplayOptions, SLUModelOptions
-from suite.continual.plugins import SLU_SEQ2SEQ
 from suite.continual.replay import Seq2SeqReplayPlugin
 from suite.continual.runner import build_strategy, seed_all
 from suite.continual.strategy import sequence_loss

@@ -26,9 +26,9 @@ from recbole.config import Config
 from recbole.utils import init_seed
 
 from models.mclrec import MCLRec
-from scenarios.recsys.plugins import RECBOLE
-from suite.plugins import BuildContext
-from suite.sequential import plugins as P
+from scenarios.recsys.entries import RECBOLE
+from suite.api import BuildContext
+from suite.sequential import entries as P
 from suite.sequential.meta_trainer import MetaTrainer, SuiteTrainer
 from suite.sequential.pipeline import build_run, config_dict_for
 

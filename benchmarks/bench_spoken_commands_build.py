@@ -18,8 +18,8 @@ import torch
 
 
 def build(cache: Path, run_dir: Path):
-    from scenarios.slu.plugins import SPOKEN_COMMANDS
-    from suite.plugins import BuildContext
+    from scenarios.slu.entries import SPOKEN_COMMANDS
+    from suite.api import BuildContext
 
     options = SPOKEN_COMMANDS.options(cache_dir=str(cache))
     context = BuildContext(seed=0, cache_dir=cache, run_dir=run_dir, quiet=True)

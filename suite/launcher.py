@@ -19,9 +19,10 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from suite import spec as specs
+from suite.api import RunContext
+from suite.checkpoints import CheckpointStore
 from suite.errors import SuiteError
 from suite.paths import cache_root
-from suite.plugins import RunContext
 from suite.progress import is_quiet, set_quiet
 from suite.seeding import seed_everything
 from suite.tracking import Tracker, flatten, get_or_create_experiment, metric_key, provenance_tags, run_status
@@ -118,9 +119,9 @@ def run_child(point_tree: dict[str, Any], source: str, seed: int, label: str, tr
             point = specs.resolve(point_tree, source)
             context = RunContext(
                 seed=seed,
-                scenario_plugin=point.scenario,
+                scenario_entry=point.scenario,
                 scenario_options=point.scenario_options,
-                model_plugin=point.model,
+                model_entry=point.model,
                 model_options=point.model_options,
                 method_options=point.method_options,
                 train_options=point.train_options,
@@ -128,6 +129,7 @@ def run_child(point_tree: dict[str, Any], source: str, seed: int, label: str, tr
                 run_dir=run_dir,
                 cache_dir=cache_root(),
                 quiet=is_quiet(),
+                checkpoints=CheckpointStore(tracker, run_dir),
             )
             seed_everything(seed)
             result.summary = {key: float(value) for key, value in (point.method.run(context) or {}).items()}

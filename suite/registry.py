@@ -11,11 +11,11 @@ from functools import cache
 from importlib import metadata
 from typing import Any
 
+from suite.api import MethodEntry, ModelEntry, ScenarioEntry
 from suite.errors import SpecError
-from suite.plugins import MethodPlugin, ModelPlugin, ScenarioPlugin
 
 GROUPS = {"scenario": "suite.scenarios", "model": "suite.models", "method": "suite.methods"}
-PLUGIN_TYPES = {"scenario": ScenarioPlugin, "model": ModelPlugin, "method": MethodPlugin}
+ENTRY_TYPES = {"scenario": ScenarioEntry, "model": ModelEntry, "method": MethodEntry}
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _load(kind: str, name: str, target: str) -> Any:
         plugin = entry_point.load()
     except Exception as error:  # an import failure in a plugin must name the plugin
         raise SpecError(f"{kind} '{name}' ({target}) failed to load: {type(error).__name__}: {error}") from error
-    expected = PLUGIN_TYPES[kind]
+    expected = ENTRY_TYPES[kind]
     if not isinstance(plugin, expected):
-        raise SpecError(f"{kind} '{name}' ({target}) is a {type(plugin).__name__}, expected a suite.plugins.{expected.__name__}")
+        raise SpecError(f"{kind} '{name}' ({target}) is a {type(plugin).__name__}, expected a suite.api.{expected.__name__}")
     return plugin

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +29,7 @@ DEFAULT_ARTIFACTS = "mlartifacts"
 TRACKED_PACKAGES = ("torch", "torchaudio", "avalanche-lib", "recbole", "mlflow", "ray", "numpy", "cl-suite")
 MAX_PARAM_LENGTH = 6000
 BATCH_LIMIT = 100
+DIGEST_LENGTH = 36  # MLflow refuses longer dataset digests
 
 
 def default_tracking_uri(workdir: Path | None = None) -> str:
@@ -159,6 +160,53 @@ class Tracker:
             path = Path(tmp) / name
             torch.save(dict(state), path)
             self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def download_artifact(self, artifact_file: str, dst_dir: str | Path) -> Path | None:
+        """Fetch one artifact of this run into ``dst_dir``; None when the run has no such file."""
+        folder, _, name = artifact_file.rpartition("/")
+        listed = {Path(info.path).name for info in self.client.list_artifacts(self.run_id, folder or None) if not info.is_dir}
+        if name not in listed:
+            return None
+        Path(dst_dir).mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(self.run_id, artifact_file, str(dst_dir)))
+
+    def log_model(self, model: Any, artifact_path: str = "model", extra_files: Sequence[str | Path] = ()) -> None:
+        """Save a torch module in MLflow's pytorch flavor: ``mlflow.pytorch.load_model("runs:/<id>/model")`` gives it back.
+
+        Requirements are pinned to the running torch instead of inferred (inference imports the
+        model in a subprocess, seconds per run for nothing); ``extra_files`` (a tokenizer, say)
+        travel inside the model folder.
+        """
+        import mlflow.pytorch
+        import torch
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / artifact_path
+            mlflow.pytorch.save_model(
+                model,
+                str(local),
+                serialization_format="pickle",
+                extra_files=[str(path) for path in extra_files] or None,
+                pip_requirements=[f"torch=={torch.__version__}"],
+            )
+            self.client.log_artifacts(self.run_id, str(local), artifact_path)
+
+    def log_dataset(self, name: str, digest: str, source: str, context: str = "train", profile: Mapping[str, Any] | None = None) -> None:
+        """Record the data a run used as an MLflow dataset input (the runs table's Dataset column)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(
+            name=name,
+            digest=digest[:DIGEST_LENGTH],
+            source_type="local",
+            source=json.dumps({"uri": str(source)}),
+            profile=json.dumps(dict(profile)) if profile else None,
+        )
+        self.client.log_inputs(self.run_id, [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
+    def set_description(self, text: str) -> None:
+        """The run's description as MLflow's UI shows it (the ``mlflow.note.content`` tag)."""
+        self.set_tags({"mlflow.note.content": text})
 
     def end(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)

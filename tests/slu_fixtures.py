@@ -23,7 +23,7 @@ import torch
 from scenarios.slu.audio import resample, to_pcm16
 from scenarios.slu.espeak import SAMPLE_RATE, SynthJob, synthesize
 from scenarios.slu.spoken_commands import CorpusSpec, synthesize_corpus
-from suite.plugins import BuildContext
+from suite.api import BuildContext
 
 torch.set_num_threads(1)
 

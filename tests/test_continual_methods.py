@@ -1,7 +1,7 @@
 """Every continual method for one short experience sequence on tiny synthetic data, end to end.
 
 Runs go through the registry objects and the runner exactly as the launcher calls them
-(``MethodPlugin.run(ctx)``), logging into a temporary SQLite MLflow store.
+(``MethodEntry.run(ctx)``), logging into a temporary SQLite MLflow store.
 """
 
 import json
@@ -12,15 +12,15 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from suite.continual import plugins as registry
+from suite.api import NoOptions, RunContext, ScenarioEntry
+from suite.continual import entries as registry
 from suite.continual.options import ContinualTrain, SLUModelOptions
 from suite.continual.synthetic import build_synthetic_slu
-from suite.plugins import NoOptions, RunContext, ScenarioPlugin
 from suite.tracking import Tracker
 
 torch.set_num_threads(1)
 
-SYNTHETIC = ScenarioPlugin(
+SYNTHETIC = ScenarioEntry(
     name="synthetic-slu",
     family="continual",
     options=NoOptions,
@@ -49,9 +49,9 @@ def run_method(store, method, seed=0, epochs=6, method_options=None, **train):
     run_dir.mkdir()
     context = RunContext(
         seed=seed,
-        scenario_plugin=SYNTHETIC,
+        scenario_entry=SYNTHETIC,
         scenario_options=NoOptions(),
-        model_plugin=registry.SLU_SEQ2SEQ,
+        model_entry=registry.SLU_SEQ2SEQ,
         model_options=SLUModelOptions(preset="tiny"),
         method_options=plugin.options.model_validate(options),
         train_options=ContinualTrain(epochs=epochs, batch_size=16, lr=3e-3, num_threads=1, echo=False, **train),

@@ -8,7 +8,7 @@ from suite import spec
 from suite.cli import main
 from suite.errors import SuiteError
 
-pytest.importorskip("scenarios.slu.plugins")
+pytest.importorskip("scenarios.slu.entries")
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
 CONTINUAL = sorted([*RUNS.glob("spoken-*.yaml"), *RUNS.glob("coconut-*.yaml"), RUNS / "quickstart.yaml"])
@@ -42,7 +42,7 @@ def test_quickstart_compares_finetune_replay_coconut():
 def test_paper_setting_without_corpus_raises_a_clear_error(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # data/fsc and data/slurp do not exist here
     point = spec.plan(RUNS / name, overrides=[f"scenario.root={tmp_path / 'absent'}"], check_data=False).base
-    from suite.plugins import BuildContext
+    from suite.api import BuildContext
 
     with pytest.raises(SuiteError) as error:
         point.scenario.build(point.scenario_options, BuildContext(seed=0, cache_dir=tmp_path, run_dir=tmp_path))

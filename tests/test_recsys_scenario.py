@@ -9,10 +9,10 @@ from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 
 from scenarios.recsys.convert import convert_sequences
-from scenarios.recsys.plugins import RECBOLE
+from scenarios.recsys.entries import RECBOLE
+from suite.api import BuildContext
 from suite.errors import DataError
-from suite.plugins import BuildContext
-from suite.sequential.plugins import CL4SRecOptions, MCLRecOptions, MetaTrainerOptions, SASRecOptions, SequentialTrainOptions
+from suite.sequential.entries import CL4SRecOptions, MCLRecOptions, MetaTrainerOptions, SASRecOptions, SequentialTrainOptions
 
 
 def _ctx(tmp_path: Path) -> BuildContext:

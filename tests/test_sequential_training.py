@@ -13,9 +13,9 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from models.mclrec import MCLRec
-from scenarios.recsys.plugins import RECBOLE
-from suite.plugins import BuildContext, NoOptions, RunContext
-from suite.sequential import plugins as P
+from scenarios.recsys.entries import RECBOLE
+from suite.api import BuildContext, NoOptions, RunContext
+from suite.sequential import entries as P
 from suite.sequential.meta_trainer import MetaTrainer
 from suite.sequential.pipeline import build_run, config_dict_for
 from suite.tracking import Tracker
@@ -51,9 +51,9 @@ def _context(tmp: Path, scenario_options, model, model_options, method_options, 
     run_dir.mkdir()
     return RunContext(
         seed=0,
-        scenario_plugin=RECBOLE,
+        scenario_entry=RECBOLE,
         scenario_options=scenario_options,
-        model_plugin=model,
+        model_entry=model,
         model_options=model_options,
         method_options=method_options,
         train_options=train,

@@ -14,7 +14,7 @@ import torchaudio.functional
 from slu_fixtures import RESAMPLED_FILE, copy_corpus
 
 from scenarios.slu.audio import read_audio
-from scenarios.slu.plugins import FSC, SLURP
+from scenarios.slu.entries import FSC, SLURP
 from scenarios.slu.tokenizer import Tokenizer
 from suite.errors import DataError
 

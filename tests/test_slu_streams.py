@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from scenarios.slu.audio import read_audio
+from scenarios.slu.entries import FSC, SLURP, SPOKEN_COMMANDS
 from scenarios.slu.features import fbank
 from scenarios.slu.options import FeatureOptions
-from scenarios.slu.plugins import FSC, SLURP, SPOKEN_COMMANDS
 from scenarios.slu.streams import collate, split_sizes
 from scenarios.slu.tokenizer import Tokenizer
 from suite import registry

@@ -92,7 +92,7 @@ BAD_INPUTS = [
     (
         "scenario: {name: toy-numbers}\nmodel: {name: toy-broken}\nmethod: {name: toy-fit}\n",
         [],
-        ["model 'toy-broken'", "expected a suite.plugins.ModelPlugin"],
+        ["model 'toy-broken'", "expected a suite.api.ModelEntry"],
     ),
     ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\nseeds: [1, 1]\n", [], ["seeds must be distinct"]),
     (

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from scenarios.slu.grammar import GRAMMAR, MAX_SPEAKERS
-from suite.plugins import Options
+from suite.api import Options
 
 
 class FeatureOptions(Options):

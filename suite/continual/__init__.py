@@ -9,5 +9,5 @@ Each piece is an ordinary Avalanche object that works without the launcher:
 - ``losses``: one file per loss (``nspt``, ``mm``, ``feature_kd``, ``sequence_kd``, ``token_kd``);
 - ``metrics``: accuracy-matrix metrics, WER, and the ``DecodingMetrics`` evaluation metric;
 - ``mlflow_logger.MLflowContinualLogger``: Avalanche logger writing to the suite's Tracker;
-- ``runner.run``: what the registry's method plugins (``plugins.py``) call.
+- ``runner.run``: what the registry's method entries (``entries.py``) call.
 """

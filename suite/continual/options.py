@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from suite.plugins import Options
+from suite.api import Options
 
 
 class SLUModelOptions(Options):

@@ -1,6 +1,6 @@
 """One continual SLU run: scenario -> model -> Avalanche strategy + plugins -> train, evaluate, log.
 
-``run(ctx, method)`` is what every continual ``MethodPlugin`` calls. It seeds every
+``run(ctx, method)`` is what every continual ``MethodEntry`` calls. It seeds every
 generator from ``ctx.seed``, trains experience by experience (joint: once, on all of them),
 evaluates on the test experiences seen so far after each one (one row of the accuracy
 matrix), logs through ``ctx.tracker`` only (the launcher owns the MLflow runs), and returns

@@ -23,7 +23,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
 from recbole.utils import get_flops, init_seed
 
-from suite.plugins import RunContext
+from suite.api import RunContext
 from suite.progress import is_quiet
 
 DEFAULT_METRICS = ["Hit", "NDCG"]
@@ -133,7 +133,7 @@ def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[s
     if ctx.train_options.num_threads:
         torch.set_num_threads(ctx.train_options.num_threads)
     scenario = ctx.build_scenario()
-    model_class, model_fragment = ctx.model_plugin.build(ctx.model_options)
+    model_class, model_fragment = ctx.model_entry.build(ctx.model_options)
     run_dir = Path(ctx.run_dir)
     config_dict = config_dict_for(scenario.config_fragment(), model_fragment, ctx.train_options, ctx.seed, run_dir, method_fragment)
     run = build_run(model_class, config_dict, trainer_class, run_dir)

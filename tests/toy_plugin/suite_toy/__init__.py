@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
+from suite.api import MethodEntry, ModelEntry, Options, ScenarioEntry
 from suite.errors import DataError
-from suite.plugins import MethodPlugin, ModelPlugin, Options, ScenarioPlugin
 
 
 class NumbersOptions(Options):
@@ -68,10 +68,10 @@ def fit(ctx) -> dict[str, float]:
     return {"final_loss": loss, "weight_norm": float(np.linalg.norm(weights))}
 
 
-NUMBERS = ScenarioPlugin(
+NUMBERS = ScenarioEntry(
     name="toy-numbers", family="toy", options=NumbersOptions, build=build_numbers, check=check_numbers, description="random regression data"
 )
-LINEAR = ModelPlugin(name="toy-linear", family="toy", options=LinearOptions, build=build_linear, description="a weight vector")
-FIT = MethodPlugin(name="toy-fit", family="toy", options=FitOptions, train_options=FitTrain, run=fit, description="gradient descent")
-OTHER = ScenarioPlugin(name="toy-other", family="other", options=NumbersOptions, build=build_numbers)
+LINEAR = ModelEntry(name="toy-linear", family="toy", options=LinearOptions, build=build_linear, description="a weight vector")
+FIT = MethodEntry(name="toy-fit", family="toy", options=FitOptions, train_options=FitTrain, run=fit, description="gradient descent")
+OTHER = ScenarioEntry(name="toy-other", family="other", options=NumbersOptions, build=build_numbers)
 NOT_A_PLUGIN = {"name": "oops"}

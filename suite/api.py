@@ -1,9 +1,10 @@
-"""The three plugin kinds (scenario, model, method) and what a method receives to run.
+"""What a plugin package implements and receives: registry entries, options, run contexts.
 
 Built-ins and third-party packages register the same way: an entry point in one of the
-groups ``suite.scenarios``, ``suite.models``, ``suite.methods`` whose value is an instance
-of one of the classes below. Each plugin declares a pydantic ``options`` model, so a run
-spec is validated key by key before anything runs.
+groups ``suite.scenarios``, ``suite.models``, ``suite.methods`` whose value is a
+``ScenarioEntry``, ``ModelEntry`` or ``MethodEntry``. Each entry declares a pydantic
+``options`` model, so a run spec is validated key by key before anything runs. ("Plugin"
+means a package that adds entries; Avalanche's plugins keep their own name.)
 """
 
 from __future__ import annotations
@@ -11,22 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from suite.checkpoints import CheckpointStore
     from suite.tracking import Tracker
+
+Evaluation = Literal["test", "valid"]
 
 
 class Options(BaseModel):
-    """Base for plugin options: unknown keys are errors, values are validated on assignment."""
+    """Base for entry options: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class NoOptions(Options):
-    """For plugins that take no options besides their name."""
+    """For entries that take no options besides their name."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class BuildContext:
 
 
 @dataclass(frozen=True)
-class ScenarioPlugin:
+class ScenarioEntry:
     """Turns data on disk into an Avalanche benchmark or a RecBole dataset description."""
 
     name: str
@@ -53,7 +57,7 @@ class ScenarioPlugin:
 
 
 @dataclass(frozen=True)
-class ModelPlugin:
+class ModelEntry:
     """Builds the network (or, for RecBole, names the model class) from its options."""
 
     name: str
@@ -64,7 +68,7 @@ class ModelPlugin:
 
 
 @dataclass(frozen=True)
-class MethodPlugin:
+class MethodEntry:
     """Trains and evaluates for one seed; ``train_options`` validates the spec's ``train`` section."""
 
     name: str
@@ -77,12 +81,12 @@ class MethodPlugin:
 
 @dataclass
 class RunContext:
-    """Everything one child run (one seed, one sweep point) needs; handed to ``MethodPlugin.run``."""
+    """Everything one child run (one seed, one sweep point) needs; handed to ``MethodEntry.run``."""
 
     seed: int
-    scenario_plugin: ScenarioPlugin
+    scenario_entry: ScenarioEntry
     scenario_options: Any
-    model_plugin: ModelPlugin
+    model_entry: ModelEntry
     model_options: Any
     method_options: Any
     train_options: Any
@@ -90,6 +94,10 @@ class RunContext:
     run_dir: Path
     cache_dir: Path
     quiet: bool = False
+    checkpoints: CheckpointStore | None = None
+    """Where the method saves its resume state (``save``) and finds it again after a kill (``load``)."""
+    evaluation: Evaluation = "test"
+    """``valid`` while tuning: the method must not read test data and reports ``valid.*`` metrics."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -98,8 +106,8 @@ class RunContext:
 
     def build_scenario(self) -> Any:
         """Build the scenario named in the spec with this run's seed."""
-        return self.scenario_plugin.build(self.scenario_options, self.build_context)
+        return self.scenario_entry.build(self.scenario_options, self.build_context)
 
     def build_model(self, *args: Any, **kwargs: Any) -> Any:
         """Build the model named in the spec; family-specific arguments are passed through."""
-        return self.model_plugin.build(self.model_options, *args, **kwargs)
+        return self.model_entry.build(self.model_options, *args, **kwargs)

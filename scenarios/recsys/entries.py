@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from scenarios.recsys.atomic import AtomicDataset, AtomicFields, check_fields, check_leave_one_out, locate, read_interactions, write_subset
-from suite.plugins import BuildContext, Options, ScenarioPlugin
+from suite.api import BuildContext, Options, ScenarioEntry
 
 LEAVE_ONE_OUT = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}
 
@@ -77,7 +77,7 @@ def build(options: RecBoleScenarioOptions, ctx: BuildContext) -> RecBoleScenario
     return RecBoleScenario(dataset=dataset, options=options)
 
 
-RECBOLE = ScenarioPlugin(
+RECBOLE = ScenarioEntry(
     name="recbole",
     family="sequential",
     options=RecBoleScenarioOptions,

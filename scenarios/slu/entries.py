@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scenarios.slu.options import FeatureOptions, FSCOptions, SLUOptions, SLURPOptions, SpokenCommandsOptions
+from suite.api import BuildContext, ScenarioEntry
 from suite.paths import cache_root
-from suite.plugins import BuildContext, ScenarioPlugin
 
 if TYPE_CHECKING:
     from scenarios.slu.corpus import Corpus
@@ -107,14 +107,14 @@ def check_slurp(options: SLURPOptions) -> None:
     check_layout(root, audio, options.use_synthetic)
 
 
-SPOKEN_COMMANDS = ScenarioPlugin(
+SPOKEN_COMMANDS = ScenarioEntry(
     name="spoken-commands",
     family="continual",
     options=SpokenCommandsOptions,
     build=build_spoken_commands,
     description="Embedded smart-home commands synthesized with eSpeak NG (32 intents, 12 speakers), class-incremental",
 )
-FSC = ScenarioPlugin(
+FSC = ScenarioEntry(
     name="fsc",
     family="continual",
     options=FSCOptions,
@@ -122,7 +122,7 @@ FSC = ScenarioPlugin(
     check=check_fsc,
     description="Fluent Speech Commands (31 intents) from a local copy; FSC-3/6/10 via num_experiences",
 )
-SLURP = ScenarioPlugin(
+SLURP = ScenarioEntry(
     name="slurp",
     family="continual",
     options=SLURPOptions,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from suite.api import MethodEntry, ModelEntry
 from suite.continual import options as opts
-from suite.plugins import MethodPlugin, ModelPlugin
 
 
 def build_model(options: opts.SLUModelOptions, *, vocab_size: int, n_mels: int, pad_id: int = 0) -> Any:
@@ -22,7 +22,7 @@ def build_model(options: opts.SLUModelOptions, *, vocab_size: int, n_mels: int, 
     return build_slu_seq2seq(vocab_size, n_mels, pad_id, preset=preset, **values)
 
 
-SLU_SEQ2SEQ = ModelPlugin(
+SLU_SEQ2SEQ = ModelEntry(
     name="slu-seq2seq",
     family="continual",
     options=opts.SLUModelOptions,
@@ -38,8 +38,8 @@ def run(ctx: Any, method: str) -> dict[str, float]:
     return run_continual(ctx, method)
 
 
-def _method(name: str, options: type, description: str) -> MethodPlugin:
-    return MethodPlugin(
+def _method(name: str, options: type, description: str) -> MethodEntry:
+    return MethodEntry(
         name=name,
         family="continual",
         options=options,

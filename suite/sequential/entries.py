@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from recbole.model.sequential_recommender import SASRec
 
-from suite.plugins import MethodPlugin, ModelPlugin, NoOptions, Options, RunContext
+from suite.api import MethodEntry, ModelEntry, NoOptions, Options, RunContext
 
 FAMILY = "sequential"
 
@@ -155,8 +155,8 @@ def run_meta_trainer(ctx: RunContext) -> dict[str, float]:
     from suite.sequential.meta_trainer import MetaTrainer
     from suite.sequential.pipeline import run_sequential
 
-    if ctx.model_plugin.name not in ("mclrec", "cl4srec"):
-        raise SpecError(f"method 'mclrec-trainer' trains model mclrec or cl4srec, not '{ctx.model_plugin.name}' (use recbole-trainer)")
+    if ctx.model_entry.name not in ("mclrec", "cl4srec"):
+        raise SpecError(f"method 'mclrec-trainer' trains model mclrec or cl4srec, not '{ctx.model_entry.name}' (use recbole-trainer)")
     options: MetaTrainerOptions = ctx.method_options
     fragment = {
         "meta_third_step": options.third_step,
@@ -166,12 +166,12 @@ def run_meta_trainer(ctx: RunContext) -> dict[str, float]:
     return run_sequential(ctx, MetaTrainer, fragment)
 
 
-SASREC = ModelPlugin("sasrec", FAMILY, SASRecOptions, build_sasrec, "RecBole's own SASRec (CE over all items)")
-CL4SREC = ModelPlugin("cl4srec", FAMILY, CL4SRecOptions, build_cl4srec, "CL4SRec: SASRec + crop/mask/reorder InfoNCE")
-MCLREC = ModelPlugin("mclrec", FAMILY, MCLRecOptions, build_mclrec, "MCLRec: CL4SRec + meta-optimized learnable augmenters")
-RECBOLE_TRAINER = MethodPlugin(
+SASREC = ModelEntry("sasrec", FAMILY, SASRecOptions, build_sasrec, "RecBole's own SASRec (CE over all items)")
+CL4SREC = ModelEntry("cl4srec", FAMILY, CL4SRecOptions, build_cl4srec, "CL4SRec: SASRec + crop/mask/reorder InfoNCE")
+MCLREC = ModelEntry("mclrec", FAMILY, MCLRecOptions, build_mclrec, "MCLRec: CL4SRec + meta-optimized learnable augmenters")
+RECBOLE_TRAINER = MethodEntry(
     "recbole-trainer", FAMILY, NoOptions, SequentialTrainOptions, run_recbole_trainer, "RecBole's Trainer, one optimizer"
 )
-MCLREC_TRAINER = MethodPlugin(
+MCLREC_TRAINER = MethodEntry(
     "mclrec-trainer", FAMILY, MetaTrainerOptions, SequentialTrainOptions, run_meta_trainer, "MCLRec's bilevel meta-optimization"
 )
