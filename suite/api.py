@@ -53,7 +53,8 @@ class ScenarioEntry:
     build: Callable[[Any, BuildContext], Any]
     description: str = ""
     check: Callable[[Any], None] | None = None
-    """Optional cheap pre-flight check (paths, layout) run before any MLflow run is created."""
+    """Optional pre-flight check of the options (paths, layout, class counts): raise a SuiteError
+    subclass (DataError, SpecError) and the launch stops with exit 2 before any MLflow run exists."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ class MethodEntry:
     train_options: type[Options]
     run: Callable[[RunContext], dict[str, float]]
     description: str = ""
+    check: Callable[[Any], None] | None = None
+    """Optional pre-flight check of a resolved grid point (``suite.spec.ResolvedSpec``), e.g. that the
+    model fits this method: raise a SpecError and the launch stops with exit 2 before any MLflow run."""
+    curve_metric: str | None = None
+    """A metric the method logs once per stage (integer steps 0, 1, ...): the launch's parent run plots
+    it after the children finish, one line per grid point, mean and std band over seeds."""
+    names_runs_after_model: bool = False
+    """Name child runs after the model (``sasrec seed=0``): for trainers that serve many models."""
 
 
 @dataclass
