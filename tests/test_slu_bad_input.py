@@ -88,7 +88,7 @@ def test_missing_slurp_pieces_are_named(slurp_root: Path, tmp_path: Path, ctx) -
     assert "\n" not in str(error.value)
     root = copy_corpus(slurp_root, tmp_path / "slurp")
     (root / "dataset" / "slurp" / "devel.jsonl").unlink()
-    with pytest.raises(DataError, match=r"missing dataset/slurp/devel.jsonl; expected either a clone"):
+    with pytest.raises(DataError, match=r"missing dataset/slurp/devel.jsonl; expected <root>/dataset/slurp/"):
         build_slurp(root, ctx)
     (root / "dataset" / "slurp" / "devel.jsonl").write_text((slurp_root / "dataset" / "slurp" / "devel.jsonl").read_text())
     (root / "dataset" / "slurp" / "train_synthetic.jsonl").unlink()
@@ -118,9 +118,10 @@ def test_a_folder_in_neither_slurp_layout_lists_both(tmp_path: Path, ctx) -> Non
     with pytest.raises(DataError) as error:
         build_slurp(tmp_path / "empty", ctx)
     message = str(error.value)
-    assert "found neither dataset/slurp/ nor any of train.jsonl" in message
-    assert "<root>/dataset/slurp/{train,devel,test}.jsonl" in message and "<root>/audio/slurp_real/" in message
-    assert "<root>/{train,devel,test}.jsonl and <root>/slurp_real/" in message and "scripts/download_audio.sh" in message
+    assert "missing train.jsonl, devel.jsonl, test.jsonl (flat layout) and dataset/slurp/ (repository layout)" in message
+    assert "<root>/dataset/slurp/{train,devel,test}.jsonl with the audio in <root>/audio/slurp_real/" in message
+    assert "<root>/{train,devel,test}.jsonl with <root>/slurp_real/*.flac (flat layout)" in message
+    assert "scripts/download_audio.sh saves audio/slurp_real.tar.gz" in message and "\n" not in message
 
 
 def test_malformed_slurp_lines_are_located(slurp_root: Path, tmp_path: Path, ctx) -> None:

@@ -227,6 +227,7 @@ def test_slurp_protocol_errors_are_found_from_the_jsonl(slurp_root: Path, option
 # ---------------------------------------------------------------- through the launcher
 
 
+@pytest.mark.slow
 def test_data_error_exits_2_before_any_mlflow_run(fsc_root: Path, tmp_path: Path, tracking_uri: str) -> None:
     root = copy_corpus(fsc_root, tmp_path / "fsc")
     victim = sorted((root / "wavs").rglob("*.wav"))[7]

@@ -27,10 +27,10 @@ REAL_AUDIO, SYNTH_AUDIO = "slurp_real", "slurp_synth"
 REPO_ANNOTATIONS = Path("dataset") / "slurp"
 REPO_AUDIO = Path("audio")
 LAYOUTS = (
-    "expected either a clone of https://github.com/pswietojanski/slurp (annotations <root>/dataset/slurp/{train,devel,test}.jsonl, "
-    "audio <root>/audio/slurp_real/*.flac: the repository's scripts/download_audio.sh saves audio/slurp_real.tar.gz and "
+    "expected <root>/dataset/slurp/{train,devel,test}.jsonl with the audio in <root>/audio/slurp_real/*.flac "
+    "(a clone of https://github.com/pswietojanski/slurp: its scripts/download_audio.sh saves audio/slurp_real.tar.gz and "
     "audio/slurp_synth.tar.gz, extract them in place with 'tar -xzf audio/slurp_real.tar.gz -C audio') "
-    "or a flat folder (<root>/{train,devel,test}.jsonl and <root>/slurp_real/*.flac); "
+    "or <root>/{train,devel,test}.jsonl with <root>/slurp_real/*.flac (flat layout); "
     "synthetic recordings (use_synthetic: true) add train_synthetic.jsonl and slurp_synth/; "
     "scenario.audio_dir names the folder holding slurp_real/ if it is elsewhere"
 )
@@ -76,7 +76,7 @@ def find_layout(root: str | Path, audio_dir: str | Path | None = None, use_synth
     elif any((root / name).is_file() for name in FILES.values()):
         layout = Layout("flat", root, root)
     else:
-        raise _layout_error(root, "found neither dataset/slurp/ nor any of train.jsonl, devel.jsonl, test.jsonl")
+        raise _layout_error(root, "missing train.jsonl, devel.jsonl, test.jsonl (flat layout) and dataset/slurp/ (repository layout)")
     if audio_dir:
         layout = Layout(layout.kind, layout.annotations, Path(audio_dir).expanduser().resolve())
     _check_files(root, layout, use_synthetic)
