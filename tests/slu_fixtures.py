@@ -2,8 +2,12 @@
 
 * ``fsc_root``: 5 intents x 2 phrasings x 5 speakers (3/1/1) in the Fluent Speech Commands
   layout, written by the spoken-commands synthesizer itself.
-* ``slurp_root``: 4 scenarios x 2 sentences, jsonl + FLAC in the SLURP layout, one test
-  recording stored at 22,050 Hz to exercise resampling.
+* ``slurp_root``: 4 scenarios x 2 sentences laid out as a clone of the SLURP repository with
+  its audio extracted: ``dataset/slurp/{train,devel,test,train_synthetic}.jsonl`` and
+  ``audio/slurp_real/``, ``audio/slurp_synth/``, the recordings named as distributed
+  (``audio-<timestamp>.flac``, ``audio-<timestamp>-headset.flac``, some timestamps negative:
+  ``audio--1490100014.flac``); one test recording stored at 22,050 Hz to exercise resampling.
+  ``flatten_slurp`` rearranges a copy into the flat layout.
 
 ``conftest.py`` registers this module as a pytest plugin; the builders cache their
 result in this module so several modules share one corpus.
@@ -37,7 +41,19 @@ SLURP_SENTENCES = {
 }
 SLURP_SPEAKERS = {"train": ["en-us+m1", "en+f1"], "valid": ["en-GB-x-rp+m3"], "test": ["en-029+f4"]}
 SLURP_FILES = {"train": "train.jsonl", "valid": "devel.jsonl", "test": "test.jsonl"}
-RESAMPLED_FILE = "test-16-0.flac"  # the first test recording (ids 0-7 train, 8-15 devel), stored at 22,050 Hz
+SLURP_SYNTHETIC = {"iot": "lights on", "music": "play music", "weather": "is it sunny", "alarm": "set an alarm"}
+SLURP_ANNOTATIONS = Path("dataset") / "slurp"
+SLURP_AUDIO = Path("audio")
+
+
+def recording_name(slurp_id: int, take: int) -> str:
+    """As distributed: a take's timestamp, '-headset' for the close-talk microphone, some timestamps negative."""
+    stamp = 1490100000 + slurp_id * 7
+    sign = "-" if slurp_id % 5 == 2 else ""
+    return f"audio-{sign}{stamp}{'-headset' if take % 2 else ''}.flac"
+
+
+RESAMPLED_FILE = recording_name(16, 0)  # the first test recording (ids 0-7 train, 8-15 devel), stored at 22,050 Hz
 
 _BUILT: dict[str, Path] = {}
 
@@ -48,45 +64,65 @@ def build_fsc_corpus(folder: Path, spec: CorpusSpec = TINY_SPEC) -> Path:
 
 
 def build_slurp_corpus(folder: Path) -> Path:
-    """SLURP layout: {train,devel,test}.jsonl and slurp_real/*.flac (one file at 22,050 Hz)."""
+    """A clone of the SLURP repository with audio/slurp_real.tar.gz and slurp_synth.tar.gz extracted in place."""
     entries, jobs, names = _slurp_plan()
-    audio = folder / "slurp_real"
-    audio.mkdir(parents=True)
+    for folder_name in ("slurp_real", "slurp_synth"):
+        (folder / SLURP_AUDIO / folder_name).mkdir(parents=True)
     for index, samples in synthesize(jobs):
-        _write_flac(audio / names[index], samples, native=names[index] == RESAMPLED_FILE)
-    for split, lines in entries.items():
-        (folder / SLURP_FILES[split]).write_text("".join(json.dumps(line) + "\n" for line in lines))
+        _write_flac(folder / SLURP_AUDIO / names[index], samples, native=names[index].endswith("/" + RESAMPLED_FILE))
+    annotations = folder / SLURP_ANNOTATIONS
+    annotations.mkdir(parents=True)
+    for name, lines in entries.items():
+        (annotations / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
     return folder
 
 
+def flatten_slurp(repository: Path, target: Path) -> Path:
+    """The same corpus in the flat layout: the jsonl files beside slurp_real/ and slurp_synth/."""
+    target.mkdir(parents=True)
+    for path in (repository / SLURP_ANNOTATIONS).glob("*.jsonl"):
+        shutil.copy(path, target / path.name)
+    for folder_name in ("slurp_real", "slurp_synth"):
+        shutil.copytree(repository / SLURP_AUDIO / folder_name, target / folder_name)
+    return target
+
+
 def _slurp_plan():
-    entries: dict[str, list[dict]] = {split: [] for split in SLURP_FILES}
+    entries: dict[str, list[dict]] = {name: [] for name in [*SLURP_FILES.values(), "train_synthetic.jsonl"]}
     jobs, names = [], []
     slurp_id = 0
     for split, voices in SLURP_SPEAKERS.items():
         for scenario, sentences in SLURP_SENTENCES.items():
             for intent, sentence in sentences:
-                recordings = []
-                for v, voice in enumerate(voices):
-                    name = f"{split}-{slurp_id}-{v}.flac"
-                    jobs.append(SynthJob(sentence, voice, 50, 170, slurp_id * 10 + v))
-                    names.append(name)
-                    recordings.append({"file": name, "wer": 0.0, "ent_wer": 0.0, "status": "correct"})
-                entries[split].append(
-                    {
-                        "slurp_id": slurp_id,
-                        "sentence": sentence,
-                        "sentence_annotation": sentence,
-                        "intent": intent,
-                        "action": intent.split("_", 1)[1],
-                        "scenario": scenario,
-                        "tokens": [],
-                        "recordings": recordings,
-                        "entities": [],
-                    }
-                )
+                files = [recording_name(slurp_id, take) for take in range(len(voices))]
+                for take, voice in enumerate(voices):
+                    jobs.append(SynthJob(sentence, voice, 50, 170, slurp_id * 10 + take))
+                    names.append(f"slurp_real/{files[take]}")
+                entries[SLURP_FILES[split]].append(_slurp_entry(slurp_id, sentence, intent, scenario, files))
                 slurp_id += 1
+    for scenario, sentence in SLURP_SYNTHETIC.items():
+        file = recording_name(100 + slurp_id, 0)
+        jobs.append(SynthJob(sentence, "en-us+f2", 50, 170, slurp_id))
+        names.append(f"slurp_synth/{file}")
+        intent = next(intent for intent, _ in SLURP_SENTENCES[scenario])
+        entries["train_synthetic.jsonl"].append(_slurp_entry(slurp_id, sentence, intent, scenario, [file]))
+        slurp_id += 1
     return entries, jobs, names
+
+
+def _slurp_entry(slurp_id: int, sentence: str, intent: str, scenario: str, files: list[str]) -> dict:
+    """One jsonl line with SLURP's fields."""
+    return {
+        "slurp_id": slurp_id,
+        "sentence": sentence,
+        "sentence_annotation": sentence,
+        "intent": intent,
+        "action": intent.split("_", 1)[1],
+        "tokens": [{"surface": word, "id": i, "lemma": word, "pos": "NN"} for i, word in enumerate(sentence.split())],
+        "scenario": scenario,
+        "recordings": [{"file": file, "wer": 0.0, "ent_wer": None, "status": "correct"} for file in files],
+        "entities": [],
+    }
 
 
 def _write_flac(path: Path, samples: np.ndarray, native: bool) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from slu_fixtures import RESAMPLED_FILE, copy_corpus
 
 from scenarios.slu.audio import read_audio
 from scenarios.slu.entries import FSC, SLURP
+from scenarios.slu.features import skipped_summary
 from scenarios.slu.tokenizer import Tokenizer
 from suite.errors import DataError
 
@@ -80,29 +83,57 @@ def test_fsc_label_keeps_spaces_and_fills_empty_fields_with_none(fsc_root: Path,
 
 
 def test_missing_slurp_pieces_are_named(slurp_root: Path, tmp_path: Path, ctx) -> None:
-    with pytest.raises(DataError, match="does not exist.*github.com/pswietojanski/slurp"):
+    with pytest.raises(DataError, match="does not exist.*github.com/pswietojanski/slurp") as error:
         build_slurp(tmp_path / "nowhere", ctx)
+    assert "\n" not in str(error.value)
     root = copy_corpus(slurp_root, tmp_path / "slurp")
-    (root / "devel.jsonl").unlink()
-    with pytest.raises(DataError, match=r"missing devel.jsonl; expected <root>/\{train,devel,test\}.jsonl"):
+    (root / "dataset" / "slurp" / "devel.jsonl").unlink()
+    with pytest.raises(DataError, match=r"missing dataset/slurp/devel.jsonl; expected <root>/dataset/slurp/"):
         build_slurp(root, ctx)
-    with pytest.raises(DataError, match="missing train_synthetic.jsonl"):
-        build_slurp(slurp_root, ctx, use_synthetic=True)
-    shutil.rmtree(root / "slurp_real")
-    (root / "devel.jsonl").write_text((slurp_root / "devel.jsonl").read_text())
-    with pytest.raises(DataError, match="missing audio folder .*slurp_real/"):
+    (root / "dataset" / "slurp" / "devel.jsonl").write_text((slurp_root / "dataset" / "slurp" / "devel.jsonl").read_text())
+    (root / "dataset" / "slurp" / "train_synthetic.jsonl").unlink()
+    with pytest.raises(DataError, match="missing dataset/slurp/train_synthetic.jsonl"):
+        build_slurp(root, ctx, use_synthetic=True)
+    shutil.rmtree(root / "audio" / "slurp_real")
+    with pytest.raises(DataError, match=r"missing audio folder .*/audio/slurp_real/; .*scripts/download_audio.sh"):
         build_slurp(root, ctx)
+
+
+def test_slurp_audio_left_in_its_tarball_says_how_to_extract_it(slurp_root: Path, tmp_path: Path, ctx) -> None:
+    """download_audio.sh only downloads: audio/slurp_real.tar.gz must be extracted in place."""
+    root = copy_corpus(slurp_root, tmp_path / "slurp")
+    audio = root / "audio"
+    with tarfile.open(audio / "slurp_real.tar.gz", "w:gz") as tar:
+        tar.add(audio / "slurp_real", arcname="slurp_real")
+    shutil.rmtree(audio / "slurp_real")
+    with pytest.raises(DataError) as error:
+        build_slurp(root, ctx)
+    assert f"audio/slurp_real.tar.gz is not extracted (run 'tar -xzf {audio}/slurp_real.tar.gz -C {audio}')" in str(error.value)
+    subprocess.run(["tar", "-xzf", str(audio / "slurp_real.tar.gz"), "-C", str(audio)], check=True)  # what the message says
+    assert build_slurp(root, ctx).train_size == 16
+
+
+def test_a_folder_in_neither_slurp_layout_lists_both(tmp_path: Path, ctx) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as error:
+        build_slurp(tmp_path / "empty", ctx)
+    message = str(error.value)
+    assert "missing train.jsonl, devel.jsonl, test.jsonl (flat layout) and dataset/slurp/ (repository layout)" in message
+    assert "<root>/dataset/slurp/{train,devel,test}.jsonl with the audio in <root>/audio/slurp_real/" in message
+    assert "<root>/{train,devel,test}.jsonl with <root>/slurp_real/*.flac (flat layout)" in message
+    assert "scripts/download_audio.sh saves audio/slurp_real.tar.gz" in message and "\n" not in message
 
 
 def test_malformed_slurp_lines_are_located(slurp_root: Path, tmp_path: Path, ctx) -> None:
     root = copy_corpus(slurp_root, tmp_path / "slurp")
-    lines = (root / "test.jsonl").read_text().splitlines()
+    test_file = root / "dataset" / "slurp" / "test.jsonl"
+    lines = test_file.read_text().splitlines()
     entry = json.loads(lines[2])
     del entry["scenario"]
-    (root / "test.jsonl").write_text("\n".join(lines[:2] + [json.dumps(entry)] + lines[3:]) + "\n")
+    test_file.write_text("\n".join(lines[:2] + [json.dumps(entry)] + lines[3:]) + "\n")
     with pytest.raises(DataError, match=r"test.jsonl:3: missing field\(s\) scenario"):
         build_slurp(root, ctx)
-    (root / "test.jsonl").write_text("{not json\n")
+    test_file.write_text("{not json\n")
     with pytest.raises(DataError, match=r"test.jsonl:1: not valid JSON"):
         build_slurp(root, ctx)
 
@@ -116,19 +147,41 @@ def test_corrupt_audio_names_the_file(fsc_root: Path, tmp_path: Path, ctx) -> No
     assert str(bad) in str(error.value) and "skip_bad_audio" in str(error.value)
 
 
-def test_corrupt_audio_is_skipped_and_counted_on_request(fsc_root: Path, tmp_path: Path, ctx) -> None:
+def test_corrupt_audio_is_skipped_counted_and_shown_on_request(fsc_root: Path, tmp_path: Path, ctx, capsys) -> None:
     root = copy_corpus(fsc_root, tmp_path / "fsc")
     wavs = sorted((root / "wavs" / "speakers").rglob("*.wav"))
     wavs[0].write_bytes(b"not audio at all")
     wavs[-1].unlink()
     result = build_fsc(root, ctx, skip_bad_audio=True)
-    assert result.skipped_audio == 2 and sorted(result.skipped_files) == sorted([str(wavs[0]), str(wavs[-1])])
+    assert result.skipped_audio == 2 and result.skipped_files == sorted([str(wavs[0]), str(wavs[-1])])
+    assert result.skipped_reasons[str(wavs[-1])] == f"{wavs[-1]}: audio file not found"
+    assert "unreadable or corrupt audio" in result.skipped_reasons[str(wavs[0])]
     total = sum(len(exp.dataset) for stream in ("train_stream", "valid_stream", "test_stream") for exp in getattr(result.benchmark, stream))
     assert total == 48
+    built = capsys.readouterr().err
+    assert f"fsc: 2 unreadable audio file(s) skipped (scenario.skip_bad_audio): {wavs[0]} (unreadable" in built
+    assert f"; {wavs[-1]} (audio file not found)" in built
     again = build_fsc(root, ctx, skip_bad_audio=True)
-    assert again.features_from_cache and again.skipped_audio == 2
-    with pytest.raises(DataError, match="2 unreadable audio file"):
-        build_fsc(root, ctx)  # the cache remembers the bad files; without the option it still refuses
+    assert again.features_from_cache and again.skipped_audio == 2 and again.skipped_files == result.skipped_files
+    assert "fsc: 2 unreadable audio file(s) skipped" in capsys.readouterr().err  # shown again when read from the cache
+    missing = rf"{wavs[-1]}: audio file not found \(listed at .*_data.csv:\d+\); 1 of 50 audio files are missing"
+    with pytest.raises(DataError, match=missing):
+        build_fsc(root, ctx)
+
+
+def test_the_cache_remembers_unreadable_audio(fsc_root: Path, tmp_path: Path, ctx) -> None:
+    root = copy_corpus(fsc_root, tmp_path / "fsc")
+    first_wav(root).write_bytes(b"RIFF but not really")
+    assert build_fsc(root, ctx, skip_bad_audio=True).skipped_audio == 1
+    with pytest.raises(DataError, match=r"unreadable or corrupt audio .*\(1 unreadable audio file\(s\); set scenario.skip_bad_audio: true"):
+        build_fsc(root, ctx)  # without the option the cached entry still refuses
+
+
+def test_summary_of_many_skipped_files_names_the_first_few() -> None:
+    skipped = {f"/data/{i:02d}.wav": f"/data/{i:02d}.wav: audio file not found" for i in range(8)}
+    line = skipped_summary(skipped)
+    assert line.startswith("8 unreadable audio file(s) skipped (scenario.skip_bad_audio): /data/00.wav (audio file not found); ")
+    assert "/data/04.wav" in line and "/data/05.wav" not in line and line.endswith("; and 3 more")
 
 
 def test_empty_audio_file_is_bad_audio(tmp_path: Path) -> None:
@@ -139,7 +192,7 @@ def test_empty_audio_file_is_bad_audio(tmp_path: Path) -> None:
 
 
 def test_audio_at_another_rate_is_resampled(slurp_root: Path, ctx) -> None:
-    path = slurp_root / "slurp_real" / RESAMPLED_FILE
+    path = slurp_root / "audio" / "slurp_real" / RESAMPLED_FILE
     native = soundfile.info(str(path))
     assert native.samplerate == 22050
     waveform = read_audio(path)

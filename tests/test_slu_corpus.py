@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -121,5 +122,57 @@ def test_held_out_speakers_are_new_people_with_voice_kinds_heard_in_training() -
 
 
 def test_too_many_speakers_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="at most 20 speakers"):
-        grammar.speakers(21, seed=0)
+    with pytest.raises(ValueError, match="at most 40 speakers"):
+        grammar.speakers(41, seed=0)
+    with pytest.raises(DataError, match="speakers=41, at most 40 synthetic speakers exist"):
+        CorpusSpec(speakers=41).check()
+
+
+def _plan_digest(spec: CorpusSpec) -> str:
+    rows = [(u.split, u.relpath, u.speaker.voice, u.speaker.pitch, u.speaker.rate, u.text, u.seed) for u in plan(spec)]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def test_the_default_corpus_is_the_one_cached_before_speakers_21_to_40_existed() -> None:
+    """Cached default corpora stay valid: same key and same plan (speakers, texts, noise seeds) as grammar v2 gave.
+
+    If this fails on purpose, bump GRAMMAR_VERSION (it is part of the corpus key) and update both values.
+    """
+    assert (grammar.GRAMMAR_VERSION, CorpusSpec().key()) == (2, "fe5e5e6d1a4a2f43")
+    assert _plan_digest(CorpusSpec()) == "c95e3428f172d006e7c863bc33cc97d62ac6ae4d484a99f558f9c48c2965423a"
+
+
+def test_a_larger_corpus_extends_a_smaller_one() -> None:
+    for seed in (0, 1):
+        assert grammar.speakers(40, seed)[:12] == grammar.speakers(12, seed)
+        assert grammar.speakers(40, seed)[:20] == grammar.speakers(20, seed)
+
+
+def test_study_sized_corpus_has_power_distinct_speakers_and_balanced_splits() -> None:
+    """40 speakers, 8 test and 4 valid: >= 1,000 test utterances, thousands to train on, both genders everywhere."""
+    spec = CorpusSpec(speakers=40, valid_speakers=4, test_speakers=8, phrasings_per_intent=6)
+    spec.check()
+    utterances = plan(spec)
+    speakers = {split: {u.speaker for u in utterances if u.split == split} for split in ("train", "valid", "test")}
+    counts = {split: sum(u.split == split for u in utterances) for split in speakers}
+    assert [len(speakers[s]) for s in ("train", "valid", "test")] == [28, 4, 8]
+    assert counts == {"train": 28 * 32 * 6, "valid": 4 * 32 * 6, "test": 8 * 32 * 6} and counts["test"] >= 1000
+    everyone = grammar.speakers(40, seed=0)
+    assert len({(s.voice, s.pitch, s.rate) for s in everyone}) == 40 and len({s.speaker_id for s in everyone}) == 40
+    assert sum(s.female for s in everyone) == 20
+    variant = lambda speaker: speaker.voice.split("+")[1]  # noqa: E731
+    for split in ("valid", "test"):
+        assert not speakers[split] & speakers["train"]
+        assert {s.female for s in speakers[split]} == {True, False}
+        assert {variant(s) for s in speakers[split]} <= {variant(s) for s in speakers["train"]}
+    assert {s.female for s in speakers["train"]} == {True, False}
+    assert not speakers["valid"] & speakers["test"]
+
+
+def test_every_voice_variant_is_accepted_by_the_engine() -> None:
+    """The 40 speakers use these variants; a name the library refuses would fail a study-sized build late."""
+    variants = grammar.VARIANTS + grammar.NAMED_FEMALE + grammar.NAMED_MALE
+    jobs = [SynthJob("lights on", f"en-us+{variant}", 50, 170, 0) for variant in variants]
+    samples = dict(synthesize(jobs))
+    assert len(samples) == len(variants) and all(len(s) > 4000 for s in samples.values())
+    assert len({samples[i].tobytes() for i in range(len(variants))}) == len(variants)  # each variant sounds different

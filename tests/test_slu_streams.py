@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from slu_fixtures import flatten_slurp
 
 from scenarios.slu.audio import read_audio
 from scenarios.slu.entries import FSC, SLURP, SPOKEN_COMMANDS
-from scenarios.slu.features import fbank
+from scenarios.slu.features import ARRAYS, fbank, file_digest
 from scenarios.slu.options import FeatureOptions
-from scenarios.slu.streams import collate, split_sizes
+from scenarios.slu.protocol import split_sizes
+from scenarios.slu.streams import collate
 from scenarios.slu.tokenizer import Tokenizer
 from suite import registry
 from suite.errors import SpecError
@@ -250,3 +254,61 @@ def test_slurp_classes_are_scenarios(slurp_root: Path, ctx) -> None:
 def test_slurp_can_label_by_intent(slurp_root: Path, ctx) -> None:
     result = SLURP.build(SLURP.options(root=str(slurp_root), label="intent", num_experiences=1), ctx)
     assert "alarm_set" in result.classes and len(result.classes) == 7
+
+
+def test_slurp_repository_and_flat_layouts_give_the_same_scenario(slurp_root: Path, tmp_path: Path, ctx) -> None:
+    """A clone of the SLURP repository with its audio extracted, and the flat layout, load the same utterances."""
+    repository = SLURP.build(SLURP.options(root=str(slurp_root), num_experiences=2), ctx)
+    assert any(Path(path).name.startswith("audio--") for path in (slurp_root / "audio" / "slurp_real").iterdir())
+    flat_root = flatten_slurp(slurp_root, tmp_path / "flat")
+    flat = SLURP.build(SLURP.options(root=str(flat_root), num_experiences=2), ctx)
+    assert flat.classes == repository.classes and flat.class_order == repository.class_order
+    for stream in STREAMS:
+        ours, theirs = getattr(repository.benchmark, stream), getattr(flat.benchmark, stream)
+        assert [len(e.dataset) for e in ours] == [len(e.dataset) for e in theirs]
+        assert torch.equal(ours[0].dataset[0][0], theirs[0].dataset[0][0])
+    elsewhere = tmp_path / "audio-elsewhere"
+    shutil.move(flat_root / "slurp_real", elsewhere / "slurp_real")
+    moved = SLURP.build(SLURP.options(root=str(flat_root), audio_dir=str(elsewhere), num_experiences=2), ctx)
+    assert moved.train_size == repository.train_size == 16
+
+
+def test_slurp_synthetic_recordings_join_training_on_request(slurp_root: Path, ctx) -> None:
+    real = SLURP.build(SLURP.options(root=str(slurp_root), num_experiences=1), ctx)
+    both = SLURP.build(SLURP.options(root=str(slurp_root), num_experiences=1, use_synthetic=True), ctx)
+    assert both.train_size == real.train_size + 4
+    assert [len(e.dataset) for e in both.benchmark.test_stream] == [len(e.dataset) for e in real.benchmark.test_stream]
+
+
+@pytest.mark.parametrize("keep_header", [True, False], ids=["data-overwritten", "whole-file-overwritten"])
+def test_corrupt_feature_cache_is_detected_and_rebuilt(fsc_root: Path, ctx, capsys, keep_header: bool) -> None:
+    """Same-size random bytes in a cached array: the next build notices, rebuilds, and gets the first build's arrays."""
+    first = build_fsc(fsc_root, ctx, num_experiences=1)
+    originals = {name: np.load(first.feature_cache_dir / name) for name in ARRAYS}
+    target = first.feature_cache_dir / "train.npy"
+    size = target.stat().st_size
+    header = len(target.read_bytes()) - originals["train.npy"].nbytes if keep_header else 0
+    with open(target, "r+b") as handle:
+        handle.seek(header)
+        handle.write(np.random.default_rng(0).bytes(size - header))
+    assert target.stat().st_size == size
+    if keep_header:  # still a loadable array of the same shape: only the checksum can tell
+        assert np.load(target).shape == originals["train.npy"].shape
+    capsys.readouterr()
+    second = build_fsc(fsc_root, ctx, num_experiences=1)
+    assert "train.npy does not match the checksum recorded when it was written; rebuilding the features" in capsys.readouterr().err
+    assert not second.features_from_cache and second.feature_cache_dir == first.feature_cache_dir
+    for name, array in originals.items():
+        assert np.array_equal(np.load(second.feature_cache_dir / name), array), name
+    start, end = originals["train_offsets.npy"][:2]
+    assert torch.equal(second.benchmark.train_stream[0].dataset[0][0], torch.from_numpy(originals["train.npy"][start:end]))
+    third = build_fsc(fsc_root, ctx, num_experiences=1)
+    assert third.features_from_cache  # the rebuilt entry verifies
+
+
+def test_feature_cache_records_a_checksum_per_array(fsc_root: Path, ctx) -> None:
+    result = build_fsc(fsc_root, ctx, num_experiences=1)
+    meta = json.loads((result.feature_cache_dir / "meta.json").read_text())
+    assert sorted(meta["checksums"]) == sorted(ARRAYS)
+    assert all(meta["checksums"][name] == file_digest(result.feature_cache_dir / name) for name in ARRAYS)
+    assert meta["checksums"]["train.npy"].startswith("xxh3_128:")

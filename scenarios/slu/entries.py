@@ -16,6 +16,7 @@ from suite.paths import cache_root
 
 if TYPE_CHECKING:
     from scenarios.slu.corpus import Corpus
+    from scenarios.slu.corpus_spec import CorpusSpec
     from scenarios.slu.streams import SLUBenchmark
 
 __all__ = ["FSC", "SLURP", "SPOKEN_COMMANDS", "FSCOptions", "FeatureOptions", "SLUOptions", "SLURPOptions", "SpokenCommandsOptions"]
@@ -29,9 +30,11 @@ def resolve_cache(options: SLUOptions, ctx: BuildContext) -> Path:
 def build_benchmark(corpus: Corpus, options: SLUOptions, ctx: BuildContext, corpus_dir: Path | None = None) -> SLUBenchmark:
     """Corpus -> checked class order and split -> cached features -> tokenizer -> streams."""
     from scenarios.slu.features import load_or_compute
-    from scenarios.slu.streams import SLUBenchmark, build_streams, collate, resolve_class_order, split_sizes
+    from scenarios.slu.protocol import resolve_class_order, split_sizes
+    from scenarios.slu.streams import SLUBenchmark, build_streams, collate
     from scenarios.slu.tokenizer import Tokenizer
 
+    check_corpus(corpus, options)
     classes = corpus.classes()
     order = resolve_class_order(classes, options.class_order, ctx.seed)
     sizes = split_sizes(len(classes), options.experiences, options.classes_per_exp)
@@ -55,15 +58,15 @@ def build_benchmark(corpus: Corpus, options: SLUOptions, ctx: BuildContext, corp
         features_from_cache=features.from_cache,
         tokenizer_path=tokenizer_path,
         skipped_files=sorted(features.skipped),
+        skipped_reasons=dict(sorted(features.skipped.items())),
     )
 
 
-def build_spoken_commands(options: SpokenCommandsOptions, ctx: BuildContext) -> SLUBenchmark:
-    """Synthesize the corpus on first use (reused while its manifest holds), then read it as FSC."""
-    from scenarios.slu.fsc import load_fsc
-    from scenarios.slu.spoken_commands import CorpusSpec, ensure_corpus
+def corpus_spec(options: SpokenCommandsOptions) -> CorpusSpec:
+    """The synthesis recipe named by the options (everything that decides the corpus's bytes)."""
+    from scenarios.slu.corpus_spec import CorpusSpec
 
-    spec = CorpusSpec(
+    return CorpusSpec(
         seed=options.corpus_seed,
         speakers=options.speakers,
         valid_speakers=options.valid_speakers,
@@ -71,8 +74,15 @@ def build_spoken_commands(options: SpokenCommandsOptions, ctx: BuildContext) -> 
         phrasings_per_intent=options.phrasings_per_intent,
         intents=options.intents,
     )
-    directory, manifest = ensure_corpus(resolve_cache(options, ctx), spec, workers=options.synth_workers)
-    corpus = load_fsc(directory, fingerprint=manifest["checksum"], name="spoken-commands")
+
+
+def build_spoken_commands(options: SpokenCommandsOptions, ctx: BuildContext) -> SLUBenchmark:
+    """Synthesize the corpus on first use (reused while its manifest holds), then read it as FSC."""
+    from scenarios.slu.fsc import load_fsc
+    from scenarios.slu.spoken_commands import ensure_corpus
+
+    directory, manifest = ensure_corpus(resolve_cache(options, ctx), corpus_spec(options), workers=options.synth_workers)
+    corpus = load_fsc(directory, checksum=manifest["checksum"], name="spoken-commands")
     return build_benchmark(corpus, options, ctx, corpus_dir=directory)
 
 
@@ -85,26 +95,49 @@ def build_fsc(options: FSCOptions, ctx: BuildContext) -> SLUBenchmark:
 
 def build_slurp(options: SLURPOptions, ctx: BuildContext) -> SLUBenchmark:
     """SLURP-3/6: scenarios (or intents, ``label: intent``) split into ``num_experiences``."""
+    return build_benchmark(_load_slurp(options), options, ctx)
+
+
+def _load_slurp(options: SLURPOptions) -> Corpus:
     from scenarios.slu.slurp import load_slurp
 
-    corpus = load_slurp(options.root, label=options.label, use_synthetic=options.use_synthetic, audio_dir=options.audio_dir)
-    return build_benchmark(corpus, options, ctx)
+    return load_slurp(options.root, label=options.label, use_synthetic=options.use_synthetic, audio_dir=options.audio_dir)
+
+
+# ------------------------------------------------------------------ pre-flight checks
+# They run while the launch is planned, before any MLflow run exists, and read only metadata:
+# the CSV/jsonl files are parsed and every audio file is stat'ed, no audio is decoded.
+
+
+def check_corpus(corpus: Corpus, options: SLUOptions) -> None:
+    """Audio files present (unless they may be skipped), classes consistent across splits, protocol fits."""
+    from scenarios.slu.corpus import require_audio
+    from scenarios.slu.protocol import check_protocol
+
+    if not options.skip_bad_audio:
+        require_audio(corpus)
+    check_protocol(corpus.classes(), options)
+
+
+def check_spoken_commands(options: SpokenCommandsOptions) -> None:
+    """Pre-flight without the corpus (it may not be synthesized yet): the grammar gives the classes."""
+    from scenarios.slu import grammar
+    from scenarios.slu.protocol import check_protocol
+
+    corpus_spec(options).check()
+    check_protocol([intent.label for intent in grammar.intents(options.intents)], options)
 
 
 def check_fsc(options: FSCOptions) -> None:
-    """Pre-flight: a missing or malformed FSC copy fails before any MLflow run is created."""
-    from scenarios.slu.fsc import check_layout
+    """Pre-flight: layout, CSVs, audio files present, classes and experiences (no audio decoded)."""
+    from scenarios.slu.fsc import load_fsc
 
-    check_layout(options.root)
+    check_corpus(load_fsc(options.root), options)
 
 
 def check_slurp(options: SLURPOptions) -> None:
-    """Pre-flight: a missing or malformed SLURP copy fails before any MLflow run is created."""
-    from scenarios.slu.slurp import check_layout
-
-    root = Path(options.root).expanduser().resolve()
-    audio = Path(options.audio_dir).expanduser().resolve() if options.audio_dir else root
-    check_layout(root, audio, options.use_synthetic)
+    """Pre-flight: either layout, jsonl files, audio files present, classes and experiences (no audio decoded)."""
+    check_corpus(_load_slurp(options), options)
 
 
 SPOKEN_COMMANDS = ScenarioEntry(
@@ -112,7 +145,8 @@ SPOKEN_COMMANDS = ScenarioEntry(
     family="continual",
     options=SpokenCommandsOptions,
     build=build_spoken_commands,
-    description="Embedded smart-home commands synthesized with eSpeak NG (32 intents, 12 speakers), class-incremental",
+    check=check_spoken_commands,
+    description="Embedded smart-home commands synthesized with eSpeak NG (32 intents; 12 speakers by default, up to 40), class-incremental",
 )
 FSC = ScenarioEntry(
     name="fsc",
@@ -128,5 +162,5 @@ SLURP = ScenarioEntry(
     options=SLURPOptions,
     build=build_slurp,
     check=check_slurp,
-    description="SLURP (18 scenarios) from a local copy; SLURP-3/6 via num_experiences",
+    description="SLURP (18 scenarios) from a clone of its repository or a flat copy; SLURP-3/6 via num_experiences",
 )

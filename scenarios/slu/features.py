@@ -3,20 +3,25 @@
 Features are Kaldi-style log-mel filterbanks from torchaudio (no dither, so they are a pure
 function of the audio), normalized per bin with the *training* split's mean and variance.
 The cache entry is keyed by the corpus fingerprint and the feature parameters; each split is
-one ``.npy`` of stacked frames plus an offsets array, memory-mapped on load so a warm build
-reads almost nothing.
+one ``.npy`` of stacked frames plus an offsets array, memory-mapped on load. ``meta.json``
+records an xxHash (XXH3-128) of every array when it is written, and every build that opens
+the cache checks them first: a damaged array (a disk error, a stray write) is rebuilt, never
+trained on. XXH3 reads at memory speed, so the check costs about as much as reading the
+arrays once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchaudio.compliance.kaldi as kaldi
+import xxhash
 
 from scenarios.slu.audio import TARGET_RATE, read_audio, single_thread
 from scenarios.slu.corpus import SPLITS, Corpus, locked, staged
@@ -25,6 +30,9 @@ from suite.errors import DataError
 from suite.progress import progress
 
 FEATURE_VERSION = 1
+ARRAYS = tuple(f"{split}{suffix}" for split in SPLITS for suffix in (".npy", "_offsets.npy", "_kept.npy"))
+SKIPPED_SHOWN = 5  # how many skipped files a summary names
+_HASH_CHUNK = 1 << 24
 
 
 @dataclass
@@ -79,22 +87,51 @@ def cache_key(corpus: Corpus, options: FeatureOptions) -> str:
 
 
 def load_or_compute(corpus: Corpus, options: FeatureOptions, cache_root: Path, skip_bad_audio: bool = False) -> FeatureSet:
-    """Read the features from the cache, or compute and store them; bad audio per ``skip_bad_audio``."""
+    """Read the features from the cache, or compute and store them; bad audio per ``skip_bad_audio``.
+
+    Skipped audio is announced on stderr (count and first paths) whether built or read back.
+    """
     directory = cache_root / "slu-features" / f"{corpus.name}-{cache_key(corpus, options)[:24]}"
     with locked(directory):
-        cached = _read_cache(directory, corpus)
+        try:
+            cached = _read_cache(directory, corpus)
+        except CorruptCache as error:
+            print(f"{error}; rebuilding the features", file=sys.stderr, flush=True)
+            cached = None
         if cached is not None:
             _refuse_skipped(cached.skipped, skip_bad_audio)
+            _announce_skipped(corpus.name, cached.skipped)
             return cached
         with staged(directory) as staging, single_thread():
             skipped, stats = _compute_into(staging, corpus, options, skip_bad_audio)
             _normalize_into(staging, options.n_mels, stats)
             _write_meta(staging, corpus, options, stats, skipped)
-        result = _read_cache(directory, corpus)
+        try:
+            result = _read_cache(directory, corpus)
+        except CorruptCache as error:
+            raise DataError(f"{error} (just after writing it: is the disk full or failing?)") from None
     if result is None:
         raise DataError(f"{directory}: feature cache could not be read back after writing it")
     result.from_cache = False
+    _announce_skipped(corpus.name, result.skipped)
     return result
+
+
+def skipped_summary(skipped: dict[str, str], limit: int = SKIPPED_SHOWN) -> str:
+    """'N unreadable audio file(s) skipped: path (reason); ... and M more': one line for a log."""
+    shown = [f"{path} ({_reason(path, reason)})" for path, reason in sorted(skipped.items())[:limit]]
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return f"{len(skipped)} unreadable audio file(s) skipped (scenario.skip_bad_audio): {'; '.join(shown)}{more}"
+
+
+def _reason(path: str, reason: str) -> str:
+    """The reason without the path it starts with (read_audio's messages name the file first)."""
+    return reason[len(path) + 2 :] if reason.startswith(f"{path}: ") else reason
+
+
+def _announce_skipped(name: str, skipped: dict[str, str]) -> None:
+    if skipped:
+        print(f"{name}: {skipped_summary(skipped)}", file=sys.stderr, flush=True)
 
 
 def _compute_into(staging: Path, corpus: Corpus, options: FeatureOptions, skip_bad_audio: bool):
@@ -169,20 +206,48 @@ def _write_meta(staging: Path, corpus: Corpus, options: FeatureOptions, stats, s
         "stats": stats,
         "skipped": skipped,
         "counts": {split: len(corpus.splits[split]) for split in SPLITS},
+        "checksums": {name: file_digest(staging / name) for name in ARRAYS},
     }
     (staging / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
+class CorruptCache(Exception):
+    """A cached array no longer matches the checksum recorded when it was written."""
+
+
+def file_digest(path: Path) -> str:
+    """XXH3-128 of a file's bytes, read in 16 MiB chunks (memory stays flat on a large corpus)."""
+    digest = xxhash.xxh3_128()
+    buffer = bytearray(_HASH_CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            digest.update(view[:count])
+    return "xxh3_128:" + digest.hexdigest()
+
+
 def _read_cache(directory: Path, corpus: Corpus) -> FeatureSet | None:
-    """The cached features, or None if absent, incomplete or built from other files."""
+    """The cached features, or None if absent, incomplete or built from other files.
+
+    Raises CorruptCache when an array's bytes differ from the checksum in ``meta.json``.
+    """
     try:
         meta = json.loads((directory / "meta.json").read_text())
         if meta["fingerprint"] != corpus.fingerprint or meta["counts"] != {s: len(corpus.splits[s]) for s in SPLITS}:
             return None
+        _verify_checksums(directory, meta["checksums"])
         splits = {split: _load_split(directory, split) for split in SPLITS}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return FeatureSet(splits=splits, skipped=meta["skipped"], cache_dir=directory, from_cache=True, stats=meta["stats"])
+
+
+def _verify_checksums(directory: Path, checksums: dict[str, str]) -> None:
+    if sorted(checksums) != sorted(ARRAYS):
+        raise KeyError("checksums")  # written by another version: rebuilt like any stale entry
+    for name in ARRAYS:
+        if file_digest(directory / name) != checksums[name]:
+            raise CorruptCache(f"feature cache {directory}: {name} does not match the checksum recorded when it was written")
 
 
 def _load_split(directory: Path, split: str) -> SplitFeatures:

@@ -8,9 +8,10 @@ embedded spoken-commands corpus is written in this same layout and read by this 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
-from scenarios.slu.corpus import SPLITS, Corpus, Utterance, file_fingerprint
+from scenarios.slu.corpus import SPLITS, Corpus, Utterance, read_text
 from suite.errors import DataError
 
 COLUMNS = ("path", "speakerId", "transcription", "action", "object", "location")
@@ -33,18 +34,16 @@ def csv_path(root: Path, split: str) -> Path:
     return root / "data" / f"{split}_data.csv"
 
 
-def load_fsc(root: str | Path, fingerprint: str | None = None, name: str = "fsc") -> Corpus:
+def load_fsc(root: str | Path, checksum: str | None = None, name: str = "fsc") -> Corpus:
     """Read the three split CSVs; the layout is checked before any audio is touched.
 
-    ``fingerprint`` replaces the stat-based one (the spoken-commands corpus passes its
-    content checksum, which survives a byte-identical rebuild).
+    ``checksum`` replaces the stat-based fingerprint (the spoken-commands corpus passes its
+    manifest's content checksum, which survives a byte-identical rebuild).
     """
     root = Path(root).expanduser().resolve()
     check_layout(root)
     splits = {split: _read_split(root, csv_path(root, split)) for split in SPLITS}
-    if fingerprint is None:
-        fingerprint = file_fingerprint([csv_path(root, s) for s in SPLITS], [u for s in SPLITS for u in splits[s]])
-    return Corpus(name=name, root=root, splits=splits, fingerprint=fingerprint)
+    return Corpus(name=name, root=root, splits=splits, metadata_files=[csv_path(root, s) for s in SPLITS], checksum=checksum)
 
 
 def check_layout(root: str | Path) -> None:
@@ -64,13 +63,15 @@ def check_layout(root: str | Path) -> None:
 
 
 def _read_split(root: Path, path: Path) -> list[Utterance]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    try:
         header = reader.fieldnames or []
         absent = [column for column in COLUMNS if column not in header]
         if absent:
             raise _layout_error(root, f"{path} lacks column(s) {', '.join(absent)} (found {','.join(header) or 'no header'})")
-        rows = [_utterance(root, path, line, row) for line, row in enumerate(reader, start=2)]
+        rows = [_utterance(root, path, reader.line_num, row) for row in reader]
+    except csv.Error as error:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
     if not rows:
         raise DataError(f"{path}: no utterances")
     return rows
@@ -82,4 +83,4 @@ def _utterance(root: Path, path: Path, line: int, row: dict) -> Utterance:
     if empty:
         raise DataError(f"{path}:{line}: empty {', '.join(empty)}")
     label = "_".join(values[c] or "none" for c in ("action", "object", "location"))
-    return Utterance(root / values["path"], values["speakerId"], values["transcription"], label)
+    return Utterance(root / values["path"], values["speakerId"], values["transcription"], label, source=f"{path}:{line}")

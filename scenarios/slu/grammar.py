@@ -16,8 +16,12 @@ GRAMMAR_VERSION = 2
 LOCATIONS = ("none", "kitchen", "bedroom", "washroom")
 VOICES = ("en", "en-us", "en-029", "en-GB-scotland", "en-GB-x-rp", "en-US-nyc")
 VARIANTS = ("f1", "f2", "f3", "f4", "f5", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8")
-# Speakers come in pairs sharing a variant and pairs alternate female/male: 2 pairs per female variant.
-MAX_SPEAKERS = 4 * sum(variant.startswith("f") for variant in VARIANTS)
+# eSpeak NG's named voice variants (female, then male, as their files declare), for speakers 21-40.
+# Chosen for sounding like people: no whisper, croak, robot or echo variants.
+NAMED_FEMALE = ("Annie", "Andrea", "anika", "belinda", "steph")
+NAMED_MALE = ("Andy", "Marco", "travis", "Denis", "antonio")
+FIRST_ROUND = 2 * 2 * sum(variant.startswith("f") for variant in VARIANTS)  # 20: pairs alternate f/m, one pair per variant
+MAX_SPEAKERS = FIRST_ROUND + 2 * 2 * min(len(NAMED_FEMALE), len(NAMED_MALE))  # 40
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Speaker:
     voice: str
     pitch: int
     rate: int
+    female: bool
 
 
 def _where(location: str) -> tuple[str, str]:
@@ -144,24 +149,32 @@ def speakers(count: int, seed: int) -> list[Speaker]:
     rate; pairs alternate female and male variants. ``held_out_order`` puts one speaker of
     each pair in valid/test, so the held-out speakers are new people whose kind of voice the
     model has heard, and both genders are on each side of the split.
+
+    The first 20 speakers use the numbered variants (f1-f5, m1-m8) and speakers 21-40 the
+    named ones; speaker ``i`` is the same whatever ``count`` is, so a larger corpus extends a
+    smaller one and the corpora cached before speakers 21-40 existed stay valid.
     """
+    if count > MAX_SPEAKERS:
+        raise ValueError(f"at most {MAX_SPEAKERS} speakers are available, asked for {count}")
     rng = random.Random(f"speakers-{seed}")
     female = [v for v in VARIANTS if v.startswith("f")]
     male = [v for v in VARIANTS if v.startswith("m")]
     rng.shuffle(female)
     rng.shuffle(male)
-    pairs = (count + 1) // 2
-    if count > MAX_SPEAKERS:
-        raise ValueError(f"at most {MAX_SPEAKERS} speakers are available, asked for {count}")
-    variants = [(female if k % 2 == 0 else male)[k // 2] for k in range(pairs)]
     voices = list(VOICES)
     rng.shuffle(voices)
+    named = random.Random(f"named-speakers-{seed}")  # its own stream: the first 20 speakers' draws stay as they were
+    female += named.sample(NAMED_FEMALE, len(NAMED_FEMALE))
+    male = male[: FIRST_ROUND // 4] + named.sample(NAMED_MALE, len(NAMED_MALE))
     found = []
     for index in range(count):
-        voice, variant = voices[index % len(voices)], variants[index // 2]
+        pair = index // 2
+        is_female = pair % 2 == 0
+        voice, variant = voices[index % len(voices)], (female if is_female else male)[pair // 2]
         pitch = rng.randint(25, 75)
         rate = rng.randint(135, 195)
-        found.append(Speaker(f"spk{index:02d}{voice.replace('-', '').lower()}{variant}", f"{voice}+{variant}", pitch, rate))
+        speaker_id = f"spk{index:02d}{voice.replace('-', '').lower()}{variant.lower()}"
+        found.append(Speaker(speaker_id, f"{voice}+{variant}", pitch, rate, is_female))
     return found
 
 

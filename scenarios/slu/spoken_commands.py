@@ -25,43 +25,14 @@ import torch
 from scenarios.slu import grammar
 from scenarios.slu.audio import TARGET_RATE, resample, single_thread, to_pcm16
 from scenarios.slu.corpus import SPLITS, locked, staged
+from scenarios.slu.corpus_spec import FORMAT, CorpusSpec
 from scenarios.slu.espeak import SAMPLE_RATE as ESPEAK_RATE
 from scenarios.slu.espeak import SynthJob, synthesize
 from suite.errors import DataError
 from suite.progress import progress
 
 MANIFEST = "manifest.json"
-FORMAT = "suite-spoken-commands/1"
 HEADER = ["", "path", "speakerId", "transcription", "action", "object", "location"]
-
-
-@dataclass(frozen=True)
-class CorpusSpec:
-    """Everything that decides the corpus's bytes."""
-
-    seed: int = 0
-    speakers: int = 12
-    valid_speakers: int = 2
-    test_speakers: int = 2
-    phrasings_per_intent: int = 6
-    intents: int | None = None  # keep the grammar's first N intents (tiny test corpora)
-
-    def check(self) -> None:
-        n_intents = len(grammar.intents(self.intents))
-        if n_intents < 2:
-            raise DataError(f"spoken-commands: intents={self.intents} leaves {n_intents} intent(s); need at least 2")
-        if self.speakers - self.valid_speakers - self.test_speakers < 1 or min(self.valid_speakers, self.test_speakers) < 1:
-            raise DataError(
-                f"spoken-commands: speakers={self.speakers} cannot hold valid_speakers={self.valid_speakers}, "
-                f"test_speakers={self.test_speakers} and at least one training speaker"
-            )
-        shortest = min(len(grammar.GRAMMAR[i]) for i in grammar.intents(self.intents))
-        if not 1 <= self.phrasings_per_intent <= shortest:
-            raise DataError(f"spoken-commands: phrasings_per_intent={self.phrasings_per_intent}, must be between 1 and {shortest}")
-
-    def key(self) -> str:
-        payload = json.dumps({"spec": asdict(self), "grammar": grammar.GRAMMAR_VERSION, "format": FORMAT}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ input, ``mbatch[1]`` the class and ``mbatch[-1]`` the task label, as Avalanche's
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,6 @@ from torch.nn.utils.rnn import pad_sequence
 from scenarios.slu.corpus import SPLITS, Corpus
 from scenarios.slu.features import FeatureSet, SplitFeatures
 from scenarios.slu.tokenizer import PAD, SPECIALS, Tokenizer
-from suite.errors import SpecError
 
 PAD_ID = SPECIALS.index(PAD)
 
@@ -48,6 +46,9 @@ class SLUBenchmark:
     features_from_cache: bool = False
     tokenizer_path: Path | None = None
     skipped_files: list[str] = field(default_factory=list)
+    """Audio files left out with ``skip_bad_audio: true`` (sorted paths); ``skipped_audio`` is their count."""
+    skipped_reasons: dict[str, str] = field(default_factory=dict)
+    """Why each skipped file was left out (path -> one-line reason), for a run artifact."""
 
     @property
     def n_classes(self) -> int:
@@ -99,42 +100,6 @@ def collate(samples: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor, torch
     tokens = pad_sequence([torch.as_tensor(s[2], dtype=torch.long) for s in samples], batch_first=True, padding_value=PAD_ID)
     t = torch.tensor([int(s[-1]) for s in samples], dtype=torch.long)
     return x, y, x_lens, tokens, t
-
-
-def split_sizes(n_classes: int, num_experiences: int, classes_per_exp: Sequence[int] | None = None) -> list[int]:
-    """Classes per experience: the given list (checked), else even with the remainder first (31/10 = 4 + 9x3)."""
-    if classes_per_exp is not None:
-        sizes = list(classes_per_exp)
-        if any(size < 1 for size in sizes) or sum(sizes) != n_classes:
-            raise SpecError(
-                f"scenario.classes_per_exp {sizes} sums to {sum(sizes)} but the corpus has {n_classes} classes; "
-                f"every experience needs >= 1 class and together they must cover all {n_classes}"
-            )
-        return sizes
-    if not 1 <= num_experiences <= n_classes:
-        raise SpecError(f"scenario.num_experiences={num_experiences}: must be between 1 and the number of classes ({n_classes})")
-    base, extra = divmod(n_classes, num_experiences)
-    return [base + extra] + [base] * (num_experiences - 1)
-
-
-def resolve_class_order(classes: Sequence[str], class_order: Sequence[str] | None, seed: int) -> list[str]:
-    """The spec's order (checked to be a permutation of the classes) or one drawn from ``seed``."""
-    if class_order is None:
-        order = sorted(classes)
-        random.Random(seed).shuffle(order)
-        return order
-    order = list(class_order)
-    missing = sorted(set(classes) - set(order))
-    unknown = sorted(set(order) - set(classes))
-    repeated = sorted({name for name in order if order.count(name) > 1})
-    if missing or unknown or repeated:
-        problems = [
-            f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
-            for label, names in (("missing", missing), ("unknown", unknown), ("repeated", repeated))
-            if names
-        ]
-        raise SpecError(f"scenario.class_order is not a permutation of the {len(classes)} classes ({'; '.join(problems)})")
-    return order
 
 
 def make_dataset(
