@@ -53,10 +53,9 @@ def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
             _fail(f"error: {error}", EXIT_USER_ERROR, debug)
         except ChildRunsFailed as failure:
             _fail(f"error: {failure.describe()}", EXIT_RUN_FAILED, debug, failure.failed[0].traceback)
-        except Terminated:
-            _fail("terminated (SIGTERM): open runs were marked KILLED", EXIT_TERMINATED, debug)
-        except KeyboardInterrupt:
-            _fail("interrupted (Ctrl-C): open runs were marked KILLED", EXIT_INTERRUPTED, debug)
+        except KeyboardInterrupt as stop:  # Terminated (SIGTERM) included
+            code = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+            _fail(": ".join([str(stop) or "interrupted (Ctrl-C)", *getattr(stop, "__notes__", [])]), code, debug)
         except Exception as error:
             _fail(f"error: {type(error).__name__}: {error}", EXIT_RUN_FAILED, debug)
 
@@ -82,6 +81,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _noting_closed_runs() -> Iterator[None]:
+    """A launch stopped by Ctrl-C or SIGTERM has closed its runs KILLED: say so."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        stop.add_note("open runs were marked KILLED")
+        raise
 
 
 def _fail(message: str, code: int, debug: bool, details: str | None = None) -> None:
@@ -206,7 +215,8 @@ def resume(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
 
     uri = tracking_uri or default_tracking_uri()
     open_store(uri)
-    result = resume_run(run_id, uri, quiet=quiet)
+    with _noting_closed_runs():
+        result = resume_run(run_id, uri, quiet=quiet)
     if result.error:
         raise ChildRunsFailed([result], 1)
     for key, value in result.summary.items():
@@ -368,7 +378,6 @@ def group_members(pgid: int) -> list[psutil.Process]:
 
 def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, **how: Any) -> None:
     from suite.launcher import ChildRunsFailed, launch
-    from suite.report import format_table, summarize
 
     plan = specs.plan(spec_file, overrides, grid)
     uri = tracking_uri or default_tracking_uri()
@@ -376,9 +385,9 @@ def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], 
     runs = sum(len(point.seeds) for _, point in plan.points)
     click.echo(f"{plan.experiment}: {len(plan.points)} point(s) x seeds = {runs} run(s), tracking at {uri}", err=True)
     argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])
-    result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, **how)
-    rows = [{"point": child.label, "seed": child.seed, **child.summary} for child in result.children if not child.error]
-    click.echo(format_table(summarize(rows, ["point"], plan.base.report_metrics)))
+    with _noting_closed_runs():
+        result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, **how)
+    click.echo(result.table)
     click.echo(f"MLflow experiment '{result.experiment}' (id {result.experiment_id}), parent run {result.parent_run_id}", err=True)
     if result.failed:
         raise ChildRunsFailed(result.failed, len(result.children))

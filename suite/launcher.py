@@ -14,8 +14,11 @@ collects the summary metrics the method returns.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 import tempfile
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +70,8 @@ class LaunchResult:
     experiment_id: str
     parent_run_id: str
     children: list[ChildResult]
+    table: str = ""
+    """The results table logged on the parent (results.md), for the terminal too."""
 
     @property
     def failed(self) -> list[ChildResult]:
@@ -136,16 +141,19 @@ def launch(
     try:
         results = _run_on_ray(jobs, site, ray_address, cpus_per_trial) if executor == "ray" else _run_locally(jobs, site, fail_fast)
         _read_curves(results, jobs, tracking_uri)
-        _log_results(parent, results, plan)
+        table = _log_results(parent, results, plan)
     except BaseException as error:
-        close_open_children(tracking_uri, parent.run_id, end_status(error), f"launch stopped: {describe_error(error)}")
-        _close(parent, error)
+        # the store itself may be what failed: the error that stopped the launch is the one that goes up
+        with contextlib.suppress(Exception):
+            close_open_children(tracking_uri, parent.run_id, end_status(error), f"launch stopped: {describe_error(error)}")
+        with contextlib.suppress(Exception):
+            _close(parent, error)
         raise
     failed = [result for result in results if result.error]
     if failed:
         parent.set_tags({ERROR_TAG: f"{len(failed)} of {len(results)} child runs failed"})
     parent.end("FAILED" if failed else "FINISHED")
-    return LaunchResult(plan.experiment, experiment_id, parent.run_id, results)
+    return LaunchResult(plan.experiment, experiment_id, parent.run_id, results, table)
 
 
 def resume(run_id: str, tracking_uri: str, quiet: bool = False) -> ChildResult:
@@ -284,8 +292,7 @@ def _run_locally(jobs: list[ChildJob], site: LaunchSite, fail_fast: bool) -> lis
 
 def _run_on_ray(jobs: list[ChildJob], site: LaunchSite, address: str | None, cpus_per_trial: float) -> list[ChildResult]:
     """Each child as a Ray task that opens and closes its own run; a lost worker is a failed child."""
-    import ray
-
+    ray = _import_ray()
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=not site.quiet, ignore_reinit_error=True)
     remote_child = ray.remote(num_cpus=cpus_per_trial)(_ray_child)
@@ -299,6 +306,17 @@ def _run_on_ray(jobs: list[ChildJob], site: LaunchSite, address: str | None, cpu
     if any(result.run_id is None for result in results):
         close_open_children(site.tracking_uri, site.parent_run_id, "FAILED", "its Ray worker was lost")
     return results
+
+
+def _import_ray() -> Any:
+    """Ray's first import sets SIGTERM to ``sys.exit``; keep the handler the launch runs under (SIGTERM ends the runs KILLED)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+    import ray
+
+    if in_main_thread and handler is not None:
+        signal.signal(signal.SIGTERM, handler)
+    return ray
 
 
 def _ray_result(ref: Any, job: ChildJob) -> ChildResult:
@@ -337,17 +355,18 @@ def _log_summary(tracker: Tracker, summary: dict[str, float]) -> None:
     tracker.log_dict(summary, "summary.json")
 
 
-def _log_results(parent: Tracker, results: list[ChildResult], plan: specs.LaunchPlan) -> None:
-    """The launch's results on the parent run: every child's row (results.json) and the table (results.md)."""
+def _log_results(parent: Tracker, results: list[ChildResult], plan: specs.LaunchPlan) -> str:
+    """The launch's results on the parent run: every child's row (results.json) and the table (results.md), returned."""
     from suite.report import format_table, summarize
 
     rows = [{"point": r.label, "seed": r.seed, **r.summary} for r in results if not r.error]
     parent.log_dict(
         [{"point": r.label, "seed": r.seed, "run_id": r.run_id, "summary": r.summary, "error": r.error} for r in results], "results.json"
     )
+    table = format_table(summarize(rows, ["point"], plan.base.report_metrics))
     if rows:
-        table = format_table(summarize(rows, ["point"], plan.base.report_metrics))
         parent.log_text(table + "\n", "results.md")
+    return table
 
 
 def _without(tree: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -20,8 +20,8 @@ def shows_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def progress(iterable: Iterable[T], desc: str, quiet: bool, total: int | None = None, leave: bool = False) -> Iterable[T]:
-    """Wrap a long loop; a plain iterator when output is not a terminal or the run is quiet."""
+def progress(iterable: Iterable[T], desc: str, total: int | None = None, leave: bool = False, quiet: bool = False) -> Iterable[T]:
+    """Wrap a long loop; a plain iterator when output is not a terminal or the run is quiet (pass ``ctx.quiet``)."""
     if not shows_progress(quiet):
         return iterable
     return tqdm(iterable, desc=desc, total=total, leave=leave, dynamic_ncols=True)

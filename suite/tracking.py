@@ -149,7 +149,7 @@ def _probe_server(tracking_uri: str) -> None:
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise TrackingError(
-            f"tracking server {tracking_uri} did not answer within {SERVER_PROBE_TIMEOUT_S:.0f} s ({reason}); "
+            f"tracking server {tracking_uri} is unreachable ({reason}; waited at most {SERVER_PROBE_TIMEOUT_S:.0f} s); "
             "check --tracking-uri / MLFLOW_TRACKING_URI"
         ) from None
 
@@ -279,29 +279,28 @@ class OpenRun:
 
 
 def open_runs(tracking_uri: str) -> list[OpenRun]:
-    """Every suite run of the store still marked RUNNING or SCHEDULED, oldest first."""
+    """Every suite run of the store still marked RUNNING or SCHEDULED, oldest first (a store not yet created has none)."""
+    db_path = sqlite_path(tracking_uri)
+    if db_path is not None and not db_path.exists():
+        return []
     client = open_client(tracking_uri)
     ids = _experiment_ids(client)
-    if not ids:
-        return []
-    names = {experiment_id: client.get_experiment(experiment_id).name for experiment_id in ids}
-    found = []
-    for run in _search_open(client, ids, "tags.`suite.kind` != ''"):
-        tags = run.data.tags
-        found.append(
-            OpenRun(
-                run_id=run.info.run_id,
-                experiment=names.get(run.info.experiment_id, run.info.experiment_id),
-                name=run.info.run_name or "",
-                kind=tags.get("suite.kind", ""),
-                status=run.info.status,
-                host=tags.get(HOST_TAG, "?"),
-                pid=tags.get(PID_TAG, "?"),
-                state=process_state(tags),
-                start_time=run.info.start_time,
-            )
+    found = _search_open(client, ids, "tags.`suite.kind` != ''") if ids else []
+    names = {experiment_id: client.get_experiment(experiment_id).name for experiment_id in {run.info.experiment_id for run in found}}
+    return [
+        OpenRun(
+            run_id=run.info.run_id,
+            experiment=names[run.info.experiment_id],
+            name=run.info.run_name or "",
+            kind=run.data.tags.get("suite.kind", ""),
+            status=run.info.status,
+            host=run.data.tags.get(HOST_TAG, "?"),
+            pid=run.data.tags.get(PID_TAG, "?"),
+            state=process_state(run.data.tags),
+            start_time=run.info.start_time,
         )
-    return sorted(found, key=lambda run: run.start_time)
+        for run in sorted(found, key=lambda run: run.info.start_time)
+    ]
 
 
 def close_stale_runs(tracking_uri: str) -> list[OpenRun]:

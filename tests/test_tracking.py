@@ -18,15 +18,15 @@ from suite.cli import main
 from suite.seeding import restore_rng_state, rng_state, seed_everything
 from suite.tracking import Tracker, ensure_experiment
 
-BARRIER = """\
+FIRST_LAUNCH = """\
 import os, sys, time
 from pathlib import Path
-from suite.cli import main
+from suite.tracking import ensure_experiment
 ready = Path(sys.argv[2])
 (ready / str(os.getpid())).touch()
 while len(list(ready.iterdir())) < 2:  # both processes have imported everything: open the store together
     time.sleep(0.005)
-main(["runs", "--tracking-uri", sys.argv[1]])
+print(ensure_experiment(sys.argv[1], "race"))  # what a launch does first: open the store, then its experiment
 """
 
 
@@ -90,16 +90,17 @@ def test_two_first_launches_on_a_new_store_do_not_race(tmp_path):
     (tmp_path / "ready").mkdir()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", BARRIER, uri, str(tmp_path / "ready")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", FIRST_LAUNCH, uri, str(tmp_path / "ready")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         for _ in range(2)
     ]
     outputs = [process.communicate(timeout=180) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
-    for stdout, stderr in outputs:
-        assert stdout.strip() == "(no open runs)"
+    (first, _), (second, _) = outputs
+    assert first.strip() == second.strip() != ""  # both got the one experiment
+    for _, stderr in outputs:
         assert stderr == "", stderr  # no "Creating initial MLflow database tables", no alembic lines
-    assert [e.name for e in MlflowClient(uri).search_experiments()] == ["Default"]
+    assert sorted(e.name for e in MlflowClient(uri).search_experiments()) == ["Default", "race"]
 
 
 def test_an_unreachable_tracking_server_is_one_line_within_seconds(toy_distribution, toy_spec, tmp_path, monkeypatch):
@@ -114,4 +115,4 @@ def test_an_unreachable_tracking_server_is_one_line_within_seconds(toy_distribut
     assert result.exit_code == 2, result.output
     assert elapsed < 10
     (line,) = result.output.strip().splitlines()
-    assert line.startswith(f"error: tracking server {uri} did not answer within 5 s")
+    assert line.startswith(f"error: tracking server {uri} is unreachable (timed out; waited at most 5 s)"), line
