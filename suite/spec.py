@@ -208,7 +208,7 @@ def resolve(tree: dict[str, Any], source: str, overrides: Iterable[Override] = (
         settled |= _retype_overrides(tree, overrides, entries[kind].options, (kind,))
     settled |= _retype_overrides(tree, overrides, entries["method"].train_options, ("train",))
     _reject_unparsed(overrides, settled, source)
-    top = RunSpec.model_validate(tree)  # again: string options may have taken their typed text
+    top = _validate(RunSpec, tree, (), source, overrides)  # again: string options may have taken their typed text
     options = {kind: _validate_section(kind, entries[kind], getattr(top, kind), source, overrides) for kind in SECTIONS}
     train = _validate(entries["method"].train_options, top.train, ("train",), source, overrides)
     return ResolvedSpec(

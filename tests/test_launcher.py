@@ -149,7 +149,7 @@ def test_an_input_error_found_inside_a_run_is_a_failed_run(toy_distribution, tra
 
 
 def test_every_check_runs_on_every_grid_point_before_any_run(toy_distribution, tracking_uri, toy_spec, tmp_path):
-    result = invoke("sweep", str(toy_spec), "-q", "-g", "method.batch_size=[8,100]")  # 100 > scenario.size 64
+    result = invoke("run", str(toy_spec), "-q", "-g", "method.batch_size=[8,100]")  # run takes -g too; 100 > scenario.size 64
     assert result.exit_code == 2, result.output
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"error: {toy_spec} (grid point method.batch_size=100): method.batch_size 100 is larger than scenario.size")
