@@ -103,6 +103,7 @@ class RunContext:
     run_dir: Path
     cache_dir: Path
     quiet: bool = False
+    """No progress bars (``suite.progress.shows_progress(ctx.quiet)``); carried here so Ray workers get it too."""
     checkpoints: CheckpointStore | None = None
     """Where the method saves its resume state (``save``) and finds it again after a kill (``load``)."""
     evaluation: Evaluation = "test"

@@ -1,61 +1,102 @@
-"""The ``suite`` command: run, sweep, show, list, report, ui.
+"""The ``suite`` command: run, sweep, resume, show, list, runs, report, ui.
 
-Every command turns bad input into one line on stderr and exit code 2 before any MLflow
-run exists; a run that fails later is closed FAILED in MLflow and exits non-zero too.
-``--debug`` adds the traceback.
+Exit codes (the README's contract): 0 everything finished; 2 bad input, one line on stderr,
+and no MLflow run created (every check runs before the first run exists); 1 a run failed
+(it is FAILED in MLflow, with everything it logged); 130 Ctrl-C and 143 SIGTERM (open runs
+end KILLED). ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import ipaddress
+import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
+import psutil
 
 from suite import registry
 from suite import spec as specs
-from suite.errors import SuiteError
-from suite.progress import set_quiet
+from suite.errors import SuiteError, Terminated
 from suite.sequential.cli import convert_sequences_command
-from suite.tracking import DEFAULT_ARTIFACTS, default_tracking_uri
+from suite.tracking import CLASSIC_VIEW_QUERY, DEFAULT_ARTIFACTS, default_tracking_uri, open_store, sqlite_path
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+STOP_GRACE_S = 10.0
 
 
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Map failures to one readable line and an exit code; tracebacks only with --debug."""
+    """Map failures to one readable line and an exit code; tracebacks only with --debug. SIGTERM acts as Ctrl-C."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
-        from suite.launcher import ChildRunFailed
+        from suite.launcher import ChildRunsFailed
 
         try:
-            return command(*args, **kwargs)
+            with _sigterm_as_interrupt():
+                return command(*args, **kwargs)
         except SuiteError as error:
             _fail(f"error: {error}", EXIT_USER_ERROR, debug)
-        except ChildRunFailed as failure:
-            code = EXIT_USER_ERROR if failure.result.user_error else EXIT_RUN_FAILED
-            _fail(f"error: {failure.describe()}", code, debug, failure.cause)
-        except KeyboardInterrupt:
-            _fail("interrupted: open runs were marked KILLED", EXIT_INTERRUPTED, debug)
+        except ChildRunsFailed as failure:
+            _fail(f"error: {failure.describe()}", EXIT_RUN_FAILED, debug, failure.failed[0].traceback)
+        except KeyboardInterrupt as stop:  # Terminated (SIGTERM) included
+            code = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+            _fail(": ".join([str(stop) or "interrupted (Ctrl-C)", *getattr(stop, "__notes__", [])]), code, debug)
         except Exception as error:
             _fail(f"error: {type(error).__name__}: {error}", EXIT_RUN_FAILED, debug)
 
     return wrapper
 
 
-def _fail(message: str, code: int, debug: bool, cause: BaseException | None = None) -> None:
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (timeout, Slurm, docker stop) raises ``Terminated`` where Ctrl-C raises KeyboardInterrupt.
+
+    A second SIGTERM while the runs are being closed is ignored, so the closing is not cut short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _noting_closed_runs() -> Iterator[None]:
+    """A launch stopped by Ctrl-C or SIGTERM has closed its runs KILLED: say so."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        stop.add_note("open runs were marked KILLED")
+        raise
+
+
+def _fail(message: str, code: int, debug: bool, details: str | None = None) -> None:
     if debug:
-        if cause is not None:
-            traceback.print_exception(cause)
+        if details:
+            click.echo(details.rstrip(), err=True)
         else:
             traceback.print_exc()
     click.echo(message.splitlines()[0] if message else "error", err=True)
@@ -77,14 +118,26 @@ def _tracking(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _quiet(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-q", "--quiet", is_flag=True, help="No progress bars.")(command)
+
+
 def _spec_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option(
+        "-g",
+        "--grid",
+        "grid",
+        multiple=True,
+        metavar="KEY=[V1,V2]",
+        help="Add a grid axis: -g method.replay.size=[100,200].",
+    )(command)
     command = click.option(
         "-o",
         "--override",
         "overrides",
         multiple=True,
         metavar="KEY=VALUE",
-        help="Dotted override, value parsed as YAML: -o train.epochs=3 -o seeds=[0,1].",
+        help="Dotted override, value read as YAML (a string option takes the text as typed): -o train.epochs=3 -o seeds=[0,1].",
     )(command)
     command = click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))(command)
     return command
@@ -107,22 +160,21 @@ def main() -> None:
 @main.command()
 @_spec_arguments
 @_tracking
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@_quiet
 @_common
 @_guarded
-def run(spec_file: Path, overrides: tuple[str, ...], tracking_uri: str | None, quiet: bool) -> None:
-    """Run SPEC_FILE: one MLflow parent run, one child per seed (and grid point)."""
-    _launch(spec_file, overrides, (), tracking_uri, quiet, executor="local", fail_fast=True)
+def run(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool) -> None:
+    """Run SPEC_FILE: one MLflow parent run, one child per seed (and grid point); stops at the first failed run."""
+    _launch(spec_file, overrides, grid, tracking_uri, quiet, executor="local", fail_fast=True)
 
 
 @main.command()
 @_spec_arguments
-@click.option("-g", "--grid", "grid", multiple=True, metavar="KEY=[V1,V2]", help="Add a grid axis: -g method.replay.size=[100,200].")
 @click.option("--ray", "use_ray", is_flag=True, help="Run the points as Ray tasks (local Ray, or the cluster at --address).")
 @click.option("--address", default=None, help="Ray cluster address (e.g. auto or ray://host:10001); implies --ray.")
 @click.option("--cpus-per-trial", default=1.0, show_default=True, type=click.FloatRange(min=0.01), help="Ray CPUs reserved per trial.")
 @_tracking
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@_quiet
 @_common
 @_guarded
 def sweep(
@@ -151,12 +203,33 @@ def sweep(
 
 
 @main.command()
+@click.argument("run_id")
+@_tracking
+@_quiet
+@_common
+@_guarded
+def resume(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
+    """Continue the KILLED or FAILED child run RUN_ID in place, from its last checkpoint."""
+    from suite.launcher import ChildRunsFailed
+    from suite.launcher import resume as resume_run
+
+    uri = tracking_uri or default_tracking_uri()
+    open_store(uri)
+    with _noting_closed_runs():
+        result = resume_run(run_id, uri, quiet=quiet)
+    if result.error:
+        raise ChildRunsFailed([result], 1)
+    for key, value in result.summary.items():
+        click.echo(f"{key}: {value:.6g}")
+
+
+@main.command()
 @_spec_arguments
 @_common
 @_guarded
-def show(spec_file: Path, overrides: tuple[str, ...]) -> None:
+def show(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...]) -> None:
     """Print the fully resolved spec (defaults filled in) and its grid points."""
-    plan = specs.plan(spec_file, overrides, check_data=False)
+    plan = specs.plan(spec_file, overrides, grid, check_data=False)
     click.echo(plan.base.to_yaml().rstrip())
     if len(plan.points) > 1:
         click.echo(f"# {len(plan.points)} grid points x {len(plan.base.seeds)} seeds:")
@@ -167,13 +240,39 @@ def show(spec_file: Path, overrides: tuple[str, ...]) -> None:
 @main.command(name="list")
 @_common
 @_guarded
-def list_plugins() -> None:
+def list_entries() -> None:
     """List every registered scenario, model and method and the distribution it comes from."""
     rows = [("KIND", "NAME", "FROM", "TARGET")]
     for kind in registry.GROUPS:
         for entry in registry.registrations(kind).values():
             rows.append((kind, entry.name, f"{entry.distribution} {entry.version}", entry.target))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    _echo_table(rows)
+
+
+@main.command()
+@click.option("--stale", is_flag=True, help="Only runs whose process is gone (or cannot be checked from this host).")
+@_tracking
+@_common
+@_guarded
+def runs(stale: bool, tracking_uri: str | None) -> None:
+    """List the store's runs still marked RUNNING, and whether their process is alive.
+
+    PROCESS is alive, gone (killed or crashed: the next launch or resume on this store marks
+    the run KILLED), or unknown (started on another host, or by another tool: check there).
+    """
+    from suite.tracking import open_runs
+
+    found = [run for run in open_runs(tracking_uri or default_tracking_uri()) if not stale or run.state != "alive"]
+    if not found:
+        click.echo("(no stale runs)" if stale else "(no open runs)")
+        return
+    rows = [("RUN ID", "EXPERIMENT", "NAME", "KIND", "STATUS", "HOST", "PID", "PROCESS")]
+    rows += [(r.run_id, r.experiment, r.name, r.kind, r.status, r.host, r.pid, r.state) for r in found]
+    _echo_table(rows)
+
+
+def _echo_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
@@ -207,37 +306,91 @@ def report(experiment: str, group_by: tuple[str, ...], metrics: tuple[str, ...],
 @_common
 @_guarded
 def ui(host: str, port: int, tracking_uri: str | None) -> None:
-    """Start the MLflow dashboard on the suite's store."""
+    """Start the MLflow dashboard on the suite's store; Ctrl-C or SIGTERM stops it with all its workers."""
+    from suite.tracking import latest_experiment_id
+
     uri = tracking_uri or default_tracking_uri()
+    warning = exposure_warning(host)
+    if warning:
+        click.echo(warning, err=True)
+    url = dashboard_url(host, port, latest_experiment_id(uri))  # also gives a new store its schema, quietly
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
-    if uri.startswith("sqlite:///"):
-        command += ["--artifacts-destination", str(Path(uri[len("sqlite:///") :]).parent / DEFAULT_ARTIFACTS)]
-    click.echo(f"MLflow dashboard: http://{host}:{port}  (store: {uri}; Ctrl-C stops it)", err=False)
+    db_path = sqlite_path(uri)
+    if db_path:
+        command += ["--artifacts-destination", str(db_path.parent / DEFAULT_ARTIFACTS)]
+    click.echo(f"MLflow dashboard: {url}  (store: {uri}; Ctrl-C stops it)")
     sys.stdout.flush()
-    server = subprocess.Popen(command)
+    # MLflow's job runner (about ten huey workers) serves GenAI jobs the suite never submits: off unless asked for
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    server = subprocess.Popen(command, env=env, start_new_session=True)  # its own process group, stopped as one
     try:
-        sys.exit(server.wait())
-    except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=10)
+        code = server.wait()
+    finally:
+        stop_process_group(server)
+    sys.exit(code)
+
+
+def exposure_warning(host: str) -> str | None:
+    """A warning when the dashboard listens beyond this machine: it has no login and can create and delete runs."""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to any interface
+    return (
+        f"warning: the dashboard on {host} has no authentication: anyone who reaches it can read, create and delete "
+        "runs; on a shared network run `mlflow server --app-name basic-auth` instead (see the README)"
+    )
+
+
+def dashboard_url(host: str, port: int, experiment_id: str | None) -> str:
+    """The page to open: the experiment's classic runs table (MLflow 3 would land on its GenAI page)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    page = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
+    return f"http://{shown}:{port}/#/{page}?{CLASSIC_VIEW_QUERY}"
+
+
+def stop_process_group(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's whole group, SIGKILL to whatever still runs after a grace period."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, sig)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=0.2)
+            if not group_members(server.pid):
+                return
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """The live (non-zombie) processes of a process group."""
+    members = []
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
+                members.append(process)
+    return members
 
 
 def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, **how: Any) -> None:
-    from suite.launcher import ChildRunFailed, launch
-    from suite.report import format_table, summarize
+    from suite.launcher import ChildRunsFailed, launch
 
-    set_quiet(quiet)
     plan = specs.plan(spec_file, overrides, grid)
     uri = tracking_uri or default_tracking_uri()
+    open_store(uri)  # an unusable store is one line now, before anything is printed or opened
     runs = sum(len(point.seeds) for _, point in plan.points)
     click.echo(f"{plan.experiment}: {len(plan.points)} point(s) x seeds = {runs} run(s), tracking at {uri}", err=True)
     argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])
-    result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), **how)
-    rows = [{"point": child.label, "seed": child.seed, **child.summary} for child in result.children if not child.error]
-    click.echo(format_table(summarize(rows, ["point"], plan.base.report_metrics)))
+    with _noting_closed_runs():
+        result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, **how)
+    click.echo(result.table)
     click.echo(f"MLflow experiment '{result.experiment}' (id {result.experiment_id}), parent run {result.parent_run_id}", err=True)
     if result.failed:
-        raise ChildRunFailed(result.failed[0], RuntimeError(result.failed[0].error), len(result.failed), len(result.children))
+        raise ChildRunsFailed(result.failed, len(result.children))
 
 
 main.add_command(convert_sequences_command, name="convert-sequences")

@@ -15,3 +15,10 @@ class SpecError(SuiteError):
 
 class DataError(SuiteError):
     """A dataset or corpus that is missing, malformed, or unusable for the requested protocol."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, Slurm, ``docker stop``), raised where Ctrl-C would be: open runs end KILLED, exit 143."""
+
+    def __init__(self, message: str = "terminated (SIGTERM)"):
+        super().__init__(message)

@@ -1,43 +1,67 @@
 """Turn a launch plan into MLflow runs: one parent per launch, one child per grid point and seed.
 
-The launcher knows nothing about intents or items: it resolves the spec, opens the runs,
-hands each child a ``RunContext`` and collects the summary metrics the method returns.
-Children run in this process, or as Ray tasks (``executor="ray"``) that log into runs the
-driver created, so the parent/child tree is the same either way.
+A launch reads top to bottom, like a torchtune recipe: close the runs of the store whose
+process died, open the experiment and the parent run, run every child (here, or as Ray
+tasks), read back the curves the children logged, log the results on the parent, close it.
+Every input check already ran in ``suite.spec.plan``; from here on a problem is a failed
+run (FAILED in MLflow, exit 1), never an input error.
+
+A child's MLflow run is opened by the process that runs it, when it starts: its start time
+and duration are its own, and its host and pid tags name the process that can die with it.
+The launcher knows nothing about intents or items: it hands each child a ``RunContext`` and
+collects the summary metrics the method returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-import sys
+import signal
 import tempfile
+import threading
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import RunStatus
-from mlflow.tracking import MlflowClient
+import yaml
 
 from suite import spec as specs
-from suite.api import RunContext
+from suite.api import Evaluation, RunContext
 from suite.checkpoints import CheckpointStore
 from suite.errors import SuiteError
 from suite.paths import cache_root
-from suite.progress import is_quiet, set_quiet
 from suite.seeding import seed_everything
-from suite.tracking import Tracker, flatten, get_or_create_experiment, metric_key, provenance_tags, run_status
+from suite.tracking import (
+    ERROR_TAG,
+    NOTE_TAG,
+    Tracker,
+    close_open_children,
+    close_stale_runs,
+    describe_error,
+    end_status,
+    ensure_experiment,
+    flatten,
+    metric_key,
+    provenance_tags,
+    run_status,
+)
+
+RESUMABLE = ("KILLED", "FAILED")
 
 
 @dataclass
 class ChildResult:
-    """What one child run ended with."""
+    """What one child run ended with (``run_id`` is None only when a Ray worker died before opening it)."""
 
     label: str
     seed: int
-    run_id: str
+    run_id: str | None
     summary: dict[str, float] = field(default_factory=dict)
     error: str | None = None
-    user_error: bool = False
+    traceback: str | None = field(default=None, repr=False)
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    """The method's ``curve_metric`` history, ``{metric: [(step, value), ...]}``, read after the children finish."""
 
 
 @dataclass
@@ -46,27 +70,49 @@ class LaunchResult:
     experiment_id: str
     parent_run_id: str
     children: list[ChildResult]
+    table: str = ""
+    """The results table logged on the parent (results.md), for the terminal too."""
 
     @property
     def failed(self) -> list[ChildResult]:
         return [child for child in self.children if child.error]
 
 
-class ChildRunFailed(Exception):
-    """A child run raised; the runs are closed, this carries the one-line reason."""
+class ChildRunsFailed(Exception):
+    """Some child runs ended FAILED (exit 1); the runs are closed, this carries the one-line reason."""
 
-    def __init__(self, result: ChildResult, cause: BaseException, failed: int = 1, total: int = 1):
-        super().__init__(result.error)
-        self.result = result
-        self.cause = cause
+    def __init__(self, failed: list[ChildResult], total: int):
+        super().__init__(failed[0].error)
         self.failed = failed
         self.total = total
 
     def describe(self) -> str:
-        """One line: which run failed (and how many others did), where to find it, why."""
-        result = self.result
-        line = f"run '{result.label} seed={result.seed}' (MLflow run {result.run_id}) failed: {result.error}"
-        return f"{self.failed} of {self.total} runs failed; first: {line}" if self.total > 1 else line
+        """One line: which run failed (and how many did), where to find it, why."""
+        first = self.failed[0]
+        where = f" (MLflow run {first.run_id})" if first.run_id else ""
+        line = f"run '{first.label} seed={first.seed}'{where} failed: {first.error}"
+        return f"{len(self.failed)} of {self.total} runs failed; first: {line}" if self.total > 1 else line
+
+
+@dataclass(frozen=True)
+class ChildJob:
+    """One child to run: a grid point, resolved once, and one of its seeds."""
+
+    label: str
+    point: specs.ResolvedSpec
+    seed: int
+
+
+@dataclass(frozen=True)
+class LaunchSite:
+    """Where and how the children of one launch run: plain data, so a Ray task can take it."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    tags: dict[str, str]
+    quiet: bool = False
+    evaluation: Evaluation = "test"
 
 
 def launch(
@@ -77,46 +123,77 @@ def launch(
     ray_address: str | None = None,
     cpus_per_trial: float = 1.0,
     fail_fast: bool = True,
+    quiet: bool = False,
+    evaluation: Evaluation = "test",
 ) -> LaunchResult:
-    """Run every point of ``plan`` for every seed under one parent MLflow run."""
-    client = MlflowClient(tracking_uri)
-    experiment_id = get_or_create_experiment(client, plan.experiment, tracking_uri)
-    tags = provenance_tags(command_line)
-    parent = _open_parent(client, experiment_id, plan, tags, tracking_uri)
-    children = [
-        (label, point, seed, _open_child(client, experiment_id, parent.run_id, label, point, seed, tags, tracking_uri))
-        for label, point in plan.points
-        for seed in point.seeds
-    ]
-    results: list[ChildResult] = []
-    try:
-        with run_status(parent):
-            if executor == "ray":
-                results = _run_on_ray(children, tracking_uri, ray_address, cpus_per_trial)
-            else:
-                results = _run_locally(children, tracking_uri, fail_fast)
-            _log_results(parent, results, plan)
-            failed = [result for result in results if result.error]
-            if failed:  # the parent ends FAILED too, but every finished child is kept
-                raise ChildRunFailed(failed[0], RuntimeError(failed[0].error))
-    except ChildRunFailed:
-        if fail_fast or not results:
-            raise
-    return LaunchResult(plan.experiment, experiment_id, parent.run_id, results)
+    """Run every point of ``plan`` for every seed under one parent MLflow run.
 
-
-def run_child(point_tree: dict[str, Any], source: str, seed: int, label: str, tracking_uri: str, run_id: str) -> ChildResult:
-    """Run one child in this process; the MLflow run ends FINISHED, FAILED or KILLED.
-
-    Importable on its own so that a Ray worker can call it with plain data.
+    ``fail_fast`` stops at the first failed child (the results so far are still logged);
+    ``evaluation="valid"`` (tuning) reaches every child's ``RunContext.evaluation``.
+    Ctrl-C and SIGTERM close every open run KILLED and propagate.
     """
-    tracker = Tracker(tracking_uri, run_id)
-    result = ChildResult(label=label, seed=seed, run_id=run_id)
+    close_stale_runs(tracking_uri)
+    experiment_id = ensure_experiment(tracking_uri, plan.experiment, plan.base.description)
+    tags = provenance_tags(command_line, plan.source)
+    parent = _open_parent(tracking_uri, experiment_id, plan, tags)
+    site = LaunchSite(tracking_uri, experiment_id, parent.run_id, tags, quiet, evaluation)
+    jobs = [ChildJob(label, point, seed) for label, point in plan.points for seed in point.seeds]
+    try:
+        results = _run_on_ray(jobs, site, ray_address, cpus_per_trial) if executor == "ray" else _run_locally(jobs, site, fail_fast)
+        _read_curves(results, jobs, tracking_uri)
+        table = _log_results(parent, results, plan)
+    except BaseException as error:
+        # the store itself may be what failed: the error that stopped the launch is the one that goes up
+        with contextlib.suppress(Exception):
+            close_open_children(tracking_uri, parent.run_id, end_status(error), f"launch stopped: {describe_error(error)}")
+        with contextlib.suppress(Exception):
+            _close(parent, error)
+        raise
+    failed = [result for result in results if result.error]
+    if failed:
+        parent.set_tags({ERROR_TAG: f"{len(failed)} of {len(results)} child runs failed"})
+    parent.end("FAILED" if failed else "FINISHED")
+    return LaunchResult(plan.experiment, experiment_id, parent.run_id, results, table)
+
+
+def resume(run_id: str, tracking_uri: str, quiet: bool = False) -> ChildResult:
+    """Continue a KILLED or FAILED child run in the same MLflow run, from the spec it logged.
+
+    The method finds the state it saved with ``ctx.checkpoints.load()``. Everything that can
+    reject the resume (unknown run, wrong status, a spec or data that no longer checks out)
+    happens before the run is touched.
+    """
+    close_stale_runs(tracking_uri)  # a run whose process was SIGKILLed is still RUNNING until now
+    tracker = Tracker.existing(tracking_uri, run_id)
+    tags = tracker.tags()
+    if tags.get("suite.kind") != "child":
+        raise SuiteError(f"run {run_id} is not a child run of a suite launch; resume one of its child runs")
+    status = tracker.status()
+    if status not in RESUMABLE:
+        alive = f" (process {tags.get('suite.pid')} on {tags.get('suite.host')} is still alive)" if status == "RUNNING" else ""
+        raise SuiteError(f"run {run_id} is {status}{alive}; only KILLED or FAILED runs can be resumed")
+    point = _logged_point(tracker)
+    specs.preflight(point)
+    seed = int(tags.get("suite.seed", point.seeds[0]))
+    tracker.reopen()
+    tracker.set_tags({"suite.resumed": int(tags.get("suite.resumed", "0")) + 1})
+    return _run_child_in(tracker, tags.get("suite.point", point.name), point, seed, quiet, tags.get("suite.evaluation", "test"))
+
+
+def run_child(job: ChildJob, site: LaunchSite) -> ChildResult:
+    """Open the child's MLflow run now, run the method in it, close it FINISHED, FAILED or KILLED.
+
+    A failure comes back in the result; Ctrl-C and SIGTERM propagate (the run ends KILLED).
+    """
+    tracker = _open_child(job, site)
+    return _run_child_in(tracker, job.label, job.point, job.seed, site.quiet, site.evaluation)
+
+
+def _run_child_in(tracker: Tracker, label: str, point: specs.ResolvedSpec, seed: int, quiet: bool, evaluation: str) -> ChildResult:
+    result = ChildResult(label=label, seed=seed, run_id=tracker.run_id)
     run_dir = Path(tempfile.mkdtemp(prefix="suite-run-"))
     try:
         with run_status(tracker):
-            tracker.client.update_run(run_id, status="RUNNING")
-            point = specs.resolve(point_tree, source)
             context = RunContext(
                 seed=seed,
                 scenario_entry=point.scenario,
@@ -128,154 +205,169 @@ def run_child(point_tree: dict[str, Any], source: str, seed: int, label: str, tr
                 tracker=tracker,
                 run_dir=run_dir,
                 cache_dir=cache_root(),
-                quiet=is_quiet(),
+                quiet=quiet,
                 checkpoints=CheckpointStore(tracker, run_dir),
+                evaluation=evaluation,
             )
             seed_everything(seed)
             result.summary = {key: float(value) for key, value in (point.method.run(context) or {}).items()}
             _log_summary(tracker, result.summary)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as error:
-        result.error = f"{type(error).__name__}: {error}" if not isinstance(error, SuiteError) else str(error)
-        result.user_error = isinstance(error, SuiteError)
-        raise ChildRunFailed(result, error) from error
+    except (Exception, SystemExit) as error:  # the run is FAILED; the launch goes on (or stops if fail-fast)
+        result.error = describe_error(error)
+        result.traceback = traceback.format_exc()
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
 
-def _open_parent(client: MlflowClient, experiment_id: str, plan: specs.LaunchPlan, tags: dict[str, str], tracking_uri: str) -> Tracker:
-    run = client.create_run(
-        experiment_id, run_name=f"{plan.experiment}", tags={**tags, "suite.kind": "parent", "suite.spec_source": plan.source}
+def _open_parent(tracking_uri: str, experiment_id: str, plan: specs.LaunchPlan, tags: dict[str, str]) -> Tracker:
+    description = {NOTE_TAG: plan.base.description} if plan.base.description else {}
+    parent = Tracker.create(
+        tracking_uri,
+        experiment_id,
+        run_name=plan.experiment,
+        tags={**tags, **description, "suite.kind": "parent", "suite.spec_source": plan.source},
     )
-    parent = Tracker(tracking_uri, run.info.run_id)
     parent.log_params(flatten(_without(plan.base.to_dict(), "description")))
     parent.log_text(plan.base.to_yaml(), "spec.yaml")
     return parent
 
 
-def _open_child(
-    client: MlflowClient,
-    experiment_id: str,
-    parent_id: str,
-    label: str,
-    point: specs.ResolvedSpec,
-    seed: int,
-    tags: dict[str, str],
-    tracking_uri: str,
-) -> str:
-    tree = _child_tree(point, seed)
-    run = client.create_run(
-        experiment_id,
-        run_name=f"{label} seed={seed}",
+def _open_child(job: ChildJob, site: LaunchSite) -> Tracker:
+    tree = _child_tree(job.point, job.seed)
+    description = {NOTE_TAG: job.point.description} if job.point.description else {}
+    tracker = Tracker.create(
+        site.tracking_uri,
+        site.experiment_id,
+        run_name=_run_name(job),
         tags={
-            **tags,
-            "mlflow.parentRunId": parent_id,
+            **site.tags,
+            **description,
+            "mlflow.parentRunId": site.parent_run_id,
             "suite.kind": "child",
-            "suite.point": label,
-            "suite.seed": str(seed),
-            "suite.spec_source": point.source,
+            "suite.point": job.label,
+            "suite.seed": str(job.seed),
+            "suite.spec_source": job.point.source,
+            "suite.evaluation": site.evaluation,
         },
     )
-    client.update_run(run.info.run_id, status="SCHEDULED")  # RUNNING once a worker picks it up
-    child = Tracker(tracking_uri, run.info.run_id)
-    child.log_params({**flatten(_without(tree, "description", "seeds")), "seed": seed})
-    child.log_text(_yaml(tree), "spec.yaml")
-    return run.info.run_id
+    tracker.log_params({**flatten(_without(tree, "description", "seeds")), "seed": job.seed})
+    tracker.log_text(yaml.safe_dump(tree, sort_keys=False), "spec.yaml")
+    return tracker
+
+
+def _run_name(job: ChildJob) -> str:
+    """``<point> seed=<n>``; trainers that serve many models put the model first (``sasrec seed=0``)."""
+    point = job.point
+    named = point.method.names_runs_after_model and point.model.name not in job.label
+    return f"{point.model.name} {job.label} seed={job.seed}" if named else f"{job.label} seed={job.seed}"
 
 
 def _child_tree(point: specs.ResolvedSpec, seed: int) -> dict[str, Any]:
-    """The spec that reproduces exactly this child: the point's values and its one seed."""
+    """The spec that reproduces exactly this child: the point's values and its one seed (logged as spec.yaml)."""
     tree = _without(point.to_dict(), "grid")
     tree["seeds"] = [seed]
     tree["experiment"] = point.experiment
     return tree
 
 
-def _run_locally(children: list[tuple], tracking_uri: str, fail_fast: bool) -> list[ChildResult]:
+def _logged_point(tracker: Tracker) -> specs.ResolvedSpec:
+    """The grid point a child ran, rebuilt from the spec.yaml it logged."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_file = tracker.download_artifact("spec.yaml", tmp)
+        if spec_file is None:
+            raise SuiteError(f"run {tracker.run_id} has no spec.yaml artifact to rebuild its point from")
+        tree = specs.load_tree(spec_file)
+    return specs.resolve(tree, f"run {tracker.run_id} spec.yaml")
+
+
+def _run_locally(jobs: list[ChildJob], site: LaunchSite, fail_fast: bool) -> list[ChildResult]:
     results = []
-    for index, (label, point, seed, run_id) in enumerate(children):
-        try:
-            results.append(run_child(_child_tree(point, seed), point.source, seed, label, tracking_uri, run_id))
-        except KeyboardInterrupt:
-            _close_pending(tracking_uri, [c[3] for c in children[index + 1 :]], RunStatus.KILLED)
-            raise
-        except ChildRunFailed as failure:
-            results.append(failure.result)
-            if fail_fast:
-                _close_pending(tracking_uri, [c[3] for c in children[index + 1 :]], RunStatus.KILLED)
-                raise
+    for job in jobs:
+        results.append(run_child(job, site))
+        if fail_fast and results[-1].error:
+            break  # the later children are never opened
     return results
 
 
-def _run_on_ray(children: list[tuple], tracking_uri: str, address: str | None, cpus_per_trial: float) -> list[ChildResult]:
-    import ray
-
+def _run_on_ray(jobs: list[ChildJob], site: LaunchSite, address: str | None, cpus_per_trial: float) -> list[ChildResult]:
+    """Each child as a Ray task that opens and closes its own run; a lost worker is a failed child."""
+    ray = _import_ray()
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=not is_quiet(), ignore_reinit_error=True)
+        ray.init(address=address, include_dashboard=False, log_to_driver=not site.quiet, ignore_reinit_error=True)
     remote_child = ray.remote(num_cpus=cpus_per_trial)(_ray_child)
-    quiet = is_quiet()
-    refs = [
-        remote_child.remote(_child_tree(point, seed), point.source, seed, label, tracking_uri, run_id, quiet)
-        for label, point, seed, run_id in children
-    ]
+    refs = [remote_child.remote(job.label, _child_tree(job.point, job.seed), job.point.source, job.seed, site) for job in jobs]
     try:
-        return list(ray.get(refs))
+        results = [_ray_result(ref, job) for ref, job in zip(refs, jobs)]
     except KeyboardInterrupt:
         for ref in refs:
             ray.cancel(ref, force=True)
-        _close_pending(tracking_uri, [c[3] for c in children], RunStatus.KILLED)
         raise
+    if any(result.run_id is None for result in results):
+        close_open_children(site.tracking_uri, site.parent_run_id, "FAILED", "its Ray worker was lost")
+    return results
 
 
-def _ray_child(point_tree: dict[str, Any], source: str, seed: int, label: str, tracking_uri: str, run_id: str, quiet: bool) -> ChildResult:
-    """A Ray task: failures come back as results so the other trials keep going."""
-    set_quiet(quiet)
+def _import_ray() -> Any:
+    """Ray's first import sets SIGTERM to ``sys.exit``; keep the handler the launch runs under (SIGTERM ends the runs KILLED)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+    import ray
+
+    if in_main_thread and handler is not None:
+        signal.signal(signal.SIGTERM, handler)
+    return ray
+
+
+def _ray_result(ref: Any, job: ChildJob) -> ChildResult:
+    import ray
+
     try:
-        return run_child(point_tree, source, seed, label, tracking_uri, run_id)
-    except ChildRunFailed as failure:
-        return failure.result
+        return ray.get(ref)
+    except ray.exceptions.RayError as error:
+        return ChildResult(label=job.label, seed=job.seed, run_id=None, error=f"Ray worker lost: {describe_error(error)}")
 
 
-def _close_pending(tracking_uri: str, run_ids: list[str], status: int) -> None:
-    """Runs that never started (after a failure or Ctrl-C) must not stay SCHEDULED forever."""
-    client = MlflowClient(tracking_uri)
-    for run_id in run_ids:
-        if client.get_run(run_id).info.status in ("SCHEDULED", "RUNNING"):
-            client.set_terminated(run_id, status=RunStatus.to_string(status))
+def _ray_child(label: str, tree: dict[str, Any], source: str, seed: int, site: LaunchSite) -> ChildResult:
+    """A Ray task: rebuilds its point from the child's spec tree (the one dict round trip) and runs it."""
+    return run_child(ChildJob(label, specs.resolve(tree, source), seed), site)
+
+
+def _read_curves(results: list[ChildResult], jobs: list[ChildJob], tracking_uri: str) -> None:
+    """Each child's history of its method's ``curve_metric``, for the launch's plot."""
+    for result, job in zip(results, jobs):
+        metric = job.point.method.curve_metric
+        if metric and result.run_id:
+            result.curves[metric] = Tracker(tracking_uri, result.run_id).metric_history(metric)
+
+
+def _close(tracker: Tracker, error: BaseException) -> None:
+    tracker.set_tags({ERROR_TAG: describe_error(error)[:5000]})
+    tracker.end(end_status(error))
 
 
 def _log_summary(tracker: Tracker, summary: dict[str, float]) -> None:
     """Log summary values the method did not log itself, so every child has them as metrics."""
-    logged = tracker.client.get_run(tracker.run_id).data.metrics
+    logged = tracker.metrics()
     missing = {key: value for key, value in summary.items() if metric_key(key) not in logged}
     if missing:
         tracker.log_metrics(missing)
     tracker.log_dict(summary, "summary.json")
 
 
-def _log_results(parent: Tracker, results: list[ChildResult], plan: specs.LaunchPlan) -> None:
+def _log_results(parent: Tracker, results: list[ChildResult], plan: specs.LaunchPlan) -> str:
+    """The launch's results on the parent run: every child's row (results.json) and the table (results.md), returned."""
     from suite.report import format_table, summarize
 
     rows = [{"point": r.label, "seed": r.seed, **r.summary} for r in results if not r.error]
     parent.log_dict(
         [{"point": r.label, "seed": r.seed, "run_id": r.run_id, "summary": r.summary, "error": r.error} for r in results], "results.json"
     )
+    table = format_table(summarize(rows, ["point"], plan.base.report_metrics))
     if rows:
-        table = format_table(summarize(rows, ["point"], plan.base.report_metrics))
         parent.log_text(table + "\n", "results.md")
+    return table
 
 
 def _without(tree: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {key: value for key, value in tree.items() if key not in keys}
-
-
-def _yaml(tree: dict[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(tree, sort_keys=False)
-
-
-def print_error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)

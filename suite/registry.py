@@ -1,7 +1,9 @@
-"""Plugin registry: scenarios, models and methods looked up by name through entry points.
+"""The registry: scenario, model and method entries looked up by name through entry points.
 
 Built-ins register exactly the way third-party packages do (``setup.cfg`` entry points),
-so ``pip install some-plugin`` is all it takes to make a new method appear in ``suite list``.
+so ``pip install some-package`` is all it takes to make a new method appear in ``suite list``.
+An entry point's value is a ``ScenarioEntry``, ``ModelEntry`` or ``MethodEntry``
+(``suite.api``); "plugin" is kept for Avalanche plugins and for the packages that add entries.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ ENTRY_TYPES = {"scenario": ScenarioEntry, "model": ModelEntry, "method": MethodE
 
 @dataclass(frozen=True)
 class Registration:
-    """One entry point: where a plugin comes from, before it is imported."""
+    """One entry point: where a registry entry comes from, before it is imported."""
 
     kind: str
     name: str
@@ -30,7 +32,7 @@ class Registration:
 
 
 def registrations(kind: str) -> dict[str, Registration]:
-    """Every registered plugin of one kind, by name (first distribution wins on a clash)."""
+    """Every registered entry of one kind, by name (first distribution wins on a clash)."""
     found: dict[str, Registration] = {}
     for entry_point in _entry_points(GROUPS[kind]):
         dist = getattr(entry_point, "dist", None)
@@ -48,7 +50,7 @@ def registrations(kind: str) -> dict[str, Registration]:
 
 
 def get(kind: str, name: str) -> Any:
-    """Load the plugin ``name`` of ``kind``; an unknown name lists the known ones."""
+    """Load the entry ``name`` of ``kind``; an unknown name lists the known ones."""
     known = registrations(kind)
     if name not in known:
         choices = ", ".join(known) or "none registered"
@@ -71,10 +73,10 @@ def _entry_points(group: str) -> tuple[metadata.EntryPoint, ...]:
 def _load(kind: str, name: str, target: str) -> Any:
     entry_point = next(ep for ep in _entry_points(GROUPS[kind]) if ep.name == name and ep.value == target)
     try:
-        plugin = entry_point.load()
-    except Exception as error:  # an import failure in a plugin must name the plugin
+        entry = entry_point.load()
+    except Exception as error:  # an import failure in a third-party package must name the entry
         raise SpecError(f"{kind} '{name}' ({target}) failed to load: {type(error).__name__}: {error}") from error
     expected = ENTRY_TYPES[kind]
-    if not isinstance(plugin, expected):
-        raise SpecError(f"{kind} '{name}' ({target}) is a {type(plugin).__name__}, expected a suite.api.{expected.__name__}")
-    return plugin
+    if not isinstance(entry, expected):
+        raise SpecError(f"{kind} '{name}' ({target}) is a {type(entry).__name__}, expected a suite.api.{expected.__name__}")
+    return entry

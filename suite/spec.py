@@ -2,8 +2,10 @@
 
 A spec is the single source of truth for an experiment. The top level is fixed
 (``RunSpec``); the ``scenario``, ``model``, ``method`` and ``train`` sections are validated
-by the options classes of the plugins they name, so a typo anywhere is caught before any
-run starts, with the file, the key and a did-you-mean in one line.
+by the options classes of the registry entries they name, so a typo anywhere is caught
+before any run starts, with the file, the key and a did-you-mean in one line. Planning also
+runs every entry's pre-flight check on every grid point: a launch that passes ``plan`` has
+no input error left to find once its MLflow runs exist.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import types
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from mlflow.utils.validation import MAX_EXPERIMENT_NAME_LENGTH
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from suite import registry
@@ -25,8 +30,8 @@ from suite.errors import SpecError, SuiteError
 SECTIONS = ("scenario", "model", "method")
 
 
-class PluginSection(BaseModel):
-    """A section that names a plugin; its other keys are that plugin's options."""
+class EntrySection(BaseModel):
+    """A section that names a registry entry; its other keys are that entry's options."""
 
     model_config = ConfigDict(extra="allow")
     name: str
@@ -35,6 +40,9 @@ class PluginSection(BaseModel):
 class ReportOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metrics: list[str] | None = None
+    """The table's metric columns, in this order."""
+    baseline: str | None = None
+    """The grid point label that paired comparisons are made against."""
 
 
 class RunSpec(BaseModel):
@@ -42,14 +50,19 @@ class RunSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     description: str = ""
-    experiment: str | None = None
+    experiment: str | None = Field(None, min_length=1, max_length=MAX_EXPERIMENT_NAME_LENGTH)  # MLflow's own limit
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    scenario: PluginSection
-    model: PluginSection
-    method: PluginSection
+    scenario: EntrySection
+    model: EntrySection
+    method: EntrySection
     train: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     report: ReportOptions = Field(default_factory=ReportOptions)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _one_seed_is_a_list(cls, seeds: Any) -> Any:
+        return [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
 
     @field_validator("seeds")
     @classmethod
@@ -69,7 +82,7 @@ class RunSpec(BaseModel):
 
 @dataclass
 class ResolvedSpec:
-    """A validated spec: the plugins it names and their typed options."""
+    """A validated spec: the registry entries it names and their typed options."""
 
     source: str
     experiment: str
@@ -83,11 +96,17 @@ class ResolvedSpec:
     method_options: Any
     train_options: Any
     report_metrics: list[str] | None
+    report_baseline: str | None = None
     tree: dict[str, Any] = field(default_factory=dict)
 
     @property
     def family(self) -> str:
         return self.method.family
+
+    @property
+    def name(self) -> str:
+        """What a point without grid values is called: the model for trainers that serve many models, else the method."""
+        return self.model.name if self.method.names_runs_after_model else self.method.name
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved spec, every default filled in; loading it gives this spec back."""
@@ -99,25 +118,30 @@ class ResolvedSpec:
 
 @dataclass
 class Override:
-    """One ``-o dotted.path=value`` from the command line."""
+    """One ``-o dotted.path=value`` from the command line.
+
+    The value is read as YAML (``[0,1]``, ``0.5``, ``null``), but a key whose option is a
+    string gets exactly what was typed (``[5,inf)``, ``cuda:1``, ``yes``): see ``resolve``.
+    """
 
     text: str
     path: tuple[str, ...]
     value: Any
+    raw: str = ""
+    yaml_error: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Override:
         key, sep, raw = text.partition("=")
         if not sep or not key.strip():
             raise SpecError(f"override '{text}': expected KEY=VALUE, e.g. train.epochs=3")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as error:
-            raise SpecError(f"override '{text}': value is not valid YAML ({_first_line(error)})") from error
         path = tuple(part.strip() for part in key.strip().split("."))
         if any(not part for part in path):
             raise SpecError(f"override '{text}': empty component in key '{key}'")
-        return cls(text=text, path=path, value=value)
+        try:
+            return cls(text=text, path=path, value=yaml.safe_load(raw) if raw.strip() else None, raw=raw)
+        except yaml.YAMLError as error:  # fine for a string option; an error for any other (decided in resolve)
+            return cls(text=text, path=path, value=raw, raw=raw, yaml_error=_first_line(error))
 
 
 @dataclass
@@ -134,12 +158,19 @@ class LaunchPlan:
 
 
 def load_tree(path: str | Path) -> dict[str, Any]:
-    """Read a spec file with a safe loader; missing file or bad YAML is a SpecError."""
+    """Read a spec file with a safe loader; a missing, unreadable or non-UTF-8 file or bad YAML is a SpecError."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found")
     try:
-        tree = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise SpecError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}); save it as UTF-8") from None
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read the spec file ({error.strerror})") from None
+    try:
+        tree = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise SpecError(f"{path}: invalid YAML: {_first_line(error)}") from error
     if not isinstance(tree, dict):
@@ -165,62 +196,81 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[Override], source:
 
 
 def resolve(tree: dict[str, Any], source: str, overrides: Iterable[Override] = ()) -> ResolvedSpec:
-    """Validate a spec tree into a ResolvedSpec (top level, then each plugin's own options)."""
+    """Validate a spec tree into a ResolvedSpec (top level, then each entry's own options)."""
     overrides = list(overrides)
     tree = apply_overrides(tree, overrides, source)
-    try:
-        top = RunSpec.model_validate(tree)
-    except ValidationError as error:
-        raise SpecError(_describe(error, RunSpec, (), source, overrides)) from None
-    plugins = {kind: _plugin(kind, getattr(top, kind).name, source) for kind in SECTIONS}
-    _check_families(plugins, source)
-    options = {kind: _validate_section(kind, plugins[kind], getattr(top, kind), source, overrides) for kind in SECTIONS}
-    train = _validate(plugins["method"].train_options, top.train, ("train",), source, overrides)
-    resolved_tree = _resolved_tree(top, options, train)
+    settled = _retype_overrides(tree, overrides, RunSpec, ())
+    _reject_unparsed([o for o in overrides if o.path[0] not in (*SECTIONS, "train")], settled, source)
+    top = _validate(RunSpec, tree, (), source, overrides)
+    entries = {kind: _entry(kind, getattr(top, kind).name, source) for kind in SECTIONS}
+    _check_families(entries, source)
+    for kind in SECTIONS:
+        settled |= _retype_overrides(tree, overrides, entries[kind].options, (kind,))
+    settled |= _retype_overrides(tree, overrides, entries["method"].train_options, ("train",))
+    _reject_unparsed(overrides, settled, source)
+    top = _validate(RunSpec, tree, (), source, overrides)  # again: string options may have taken their typed text
+    options = {kind: _validate_section(kind, entries[kind], getattr(top, kind), source, overrides) for kind in SECTIONS}
+    train = _validate(entries["method"].train_options, top.train, ("train",), source, overrides)
     return ResolvedSpec(
         source=source,
         experiment=top.experiment or Path(source).stem,
         description=top.description,
         seeds=top.seeds,
-        scenario=plugins["scenario"],
+        scenario=entries["scenario"],
         scenario_options=options["scenario"],
-        model=plugins["model"],
+        model=entries["model"],
         model_options=options["model"],
-        method=plugins["method"],
+        method=entries["method"],
         method_options=options["method"],
         train_options=train,
         report_metrics=top.report.metrics,
-        tree=resolved_tree,
+        report_baseline=top.report.baseline,
+        tree=_resolved_tree(top, options, train),
     )
 
 
 def plan(path: str | Path, overrides: Iterable[str] = (), extra_grid: Iterable[str] = (), check_data: bool = True) -> LaunchPlan:
-    """Load, override and validate a spec and every point of its grid, before anything runs."""
+    """Load, override and validate a spec and every point of its grid; with ``check_data``, run every pre-flight check.
+
+    Everything that can reject the input happens here, before any MLflow run exists.
+    """
     source = str(path)
     parsed = [Override.parse(text) for text in overrides]
     tree = apply_overrides(load_tree(path), parsed, source)
     grid = dict(tree.get("grid") or {})
     for text in extra_grid:
         axis = Override.parse(text)
+        if axis.yaml_error:
+            raise SpecError(f"{source}: grid axis '{text}': values are not valid YAML ({axis.yaml_error})")
         values = axis.value if isinstance(axis.value, list) else [axis.value]
         grid[".".join(axis.path)] = values
     tree["grid"] = grid
     base = resolve(tree, source, parsed)
     points = [(label, resolve(tree, source, parsed + point)) for label, point in grid_points(grid, source)]
-    points = points or [(base.method.name, base)]
-    for _, point in points:
-        if check_data:
-            _preflight(point)
+    points = points or [(base.name, base)]
+    _check_baseline(base, [label for label, _ in points], source)
+    if check_data:
+        for label, point in points:
+            preflight(point, label if len(points) > 1 else None)
     return LaunchPlan(source=source, base=base, points=points)
 
 
-def _preflight(point: ResolvedSpec) -> None:
-    """Let the scenario reject missing data now, before a single run is opened."""
-    if point.scenario.check is not None:
+def preflight(point: ResolvedSpec, label: str | None = None) -> None:
+    """Run the scenario's and the method's own checks on one point (data on disk, a model the method can train)."""
+    checks = ((point.scenario.check, point.scenario_options), (point.method.check, point))
+    for check, target in checks:
+        if check is None:
+            continue
         try:
-            point.scenario.check(point.scenario_options)
+            check(target)
         except SuiteError as error:
-            raise type(error)(f"{point.source}: {error}") from None
+            where = f"{point.source} (grid point {label})" if label else point.source
+            raise type(error)(f"{where}: {error}") from None
+
+
+def _check_baseline(base: ResolvedSpec, labels: list[str], source: str) -> None:
+    if base.report_baseline is not None and base.report_baseline not in labels:
+        raise SpecError(f"{source}: report.baseline '{base.report_baseline}' is not a grid point; points: {', '.join(labels)}")
 
 
 def grid_points(grid: dict[str, list[Any]], source: str) -> list[tuple[str, list[Override]]]:
@@ -242,23 +292,79 @@ def _point_label(path: str, value: Any) -> str:
     return f"{path}={value}"
 
 
-def _plugin(kind: str, name: str, source: str) -> Any:
+def _entry(kind: str, name: str, source: str) -> Any:
     try:
         return registry.get(kind, name)
     except SpecError as error:
         raise SpecError(f"{source}: {kind}.name: {error}") from None
 
 
-def _check_families(plugins: dict[str, Any], source: str) -> None:
-    families = {kind: plugin.family for kind, plugin in plugins.items()}
+def _check_families(entries: dict[str, Any], source: str) -> None:
+    families = {kind: entry.family for kind, entry in entries.items()}
     if len(set(families.values())) > 1:
-        described = ", ".join(f"{kind} '{plugins[kind].name}' is {family}" for kind, family in families.items())
+        described = ", ".join(f"{kind} '{entries[kind].name}' is {family}" for kind, family in families.items())
         raise SpecError(f"{source}: scenario, model and method must belong to one family: {described}")
 
 
-def _validate_section(kind: str, plugin: Any, section: PluginSection, source: str, overrides: list[Override]) -> Any:
+def _validate_section(kind: str, entry: Any, section: EntrySection, source: str, overrides: list[Override]) -> Any:
     values = dict(section.model_extra or {})
-    return _validate(plugin.options, values, (kind,), source, overrides)
+    return _validate(entry.options, values, (kind,), source, overrides)
+
+
+def _retype_overrides(tree: dict[str, Any], overrides: list[Override], model: type[BaseModel], prefix: tuple[str, ...]) -> set[int]:
+    """Give string options the override's text as typed; returns the ids of the overrides so settled."""
+    settled = set()
+    for override in overrides:
+        inside = override.path[: len(prefix)] == prefix and len(override.path) > len(prefix)
+        if not inside or not override.raw or not _takes_string(model, override.path[len(prefix) :]):
+            continue
+        settled.add(id(override))
+        if override.value is not None and not isinstance(override.value, str):
+            _set(tree, override.path, override.raw.strip())
+    return settled
+
+
+def _reject_unparsed(overrides: list[Override], settled: set[int], source: str) -> None:
+    """YAML that did not parse is fine for a string option only (``settled``: ids of those)."""
+    for override in overrides:
+        if override.yaml_error and id(override) not in settled:
+            raise SpecError(f"{source}: override '{override.text}': value is not valid YAML ({override.yaml_error})")
+
+
+def _takes_string(model: type[BaseModel], path: tuple[str, ...]) -> bool | None:
+    """Whether the option at ``path`` is a string (True), something else (False), or unknown (None)."""
+    current: Any = model
+    for depth, part in enumerate(path):
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        if depth == len(path) - 1:
+            return _is_string_type(annotation)
+        current = _model_in(annotation)
+        if current is None:
+            return None
+    return None
+
+
+def _is_string_type(annotation: Any) -> bool:
+    """``str``, ``str | None``, or a Literal of strings."""
+    if annotation is str:
+        return True
+    origin = typing.get_origin(annotation)
+    arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
+    if origin is typing.Literal:
+        return all(isinstance(argument, str) for argument in arguments)
+    if origin in (typing.Union, types.UnionType):
+        return bool(arguments) and all(_is_string_type(argument) for argument in arguments)
+    return False
+
+
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
 
 
 def _validate(options_class: type[BaseModel], values: Any, prefix: tuple[str, ...], source: str, overrides: list[Override]) -> Any:
@@ -275,8 +381,9 @@ def _resolved_tree(top: RunSpec, options: dict[str, BaseModel], train: BaseModel
     tree["train"] = train.model_dump(mode="json")
     if top.grid:
         tree["grid"] = top.grid
-    if top.report.metrics is not None:
-        tree["report"] = {"metrics": top.report.metrics}
+    report = top.report.model_dump(exclude_none=True)
+    if report:
+        tree["report"] = report
     return tree
 
 
@@ -294,7 +401,7 @@ def _describe(error: ValidationError, model: type[BaseModel], prefix: tuple[str,
     elif first["type"] == "missing":
         message = f"{where}: missing required key '{key}'"
     else:
-        message = f"{where}: {key}: {first['msg'].lower()}, got {first.get('input')!r}"
+        message = f"{where}: {key}: {first['msg'].lower()}, got {_short(repr(first.get('input')))}"
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
     return message
@@ -335,6 +442,10 @@ def _model_in(annotation: Any) -> Any:
         if found is not None:
             return found
     return None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"
 
 
 def _first_line(error: Exception) -> str:

@@ -7,10 +7,12 @@ import shutil
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 import torch
 
 from suite import registry
+from suite.tracking import open_store
 
 TOY_SOURCE = Path(__file__).parent / "toy_plugin" / "suite_toy"
 ENTRY_POINTS = """\
@@ -24,6 +26,7 @@ toy-broken = suite_toy:NOT_A_PLUGIN
 
 [suite.methods]
 toy-fit = suite_toy:FIT
+toy-fit-by-model = suite_toy:FIT_BY_MODEL
 """
 
 pytest_plugins = ("slu_fixtures",)
@@ -48,24 +51,43 @@ def toy_distribution(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def toy_env(toy_distribution: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment for a subprocess that should see the toy distribution and a private store."""
-    monkeypatch.chdir(tmp_path)
+def toy_env(toy_distribution: Path, tracking_uri: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for a subprocess that should see the toy distribution and the test's private store."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(toy_distribution), env.get("PYTHONPATH", "")])
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env["MLFLOW_TRACKING_URI"] = tracking_uri
     env["SUITE_CACHE"] = str(tmp_path / "cache")
     return env
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its schema, made once: creating the schema takes seconds, copying it does not."""
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    open_store(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A private SQLite store; the working directory is the test's own folder."""
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> str:
+    """A private SQLite store (a copy of the empty one), also for MLflow's fluent API; the working directory is the test's own folder."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
     return uri
+
+
+@pytest.fixture(autouse=True)
+def _forget_mlflow_tracking_uri():
+    """``mlflow.set_tracking_uri`` is process-global (and writes the environment): no test sees the last one's store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -10,12 +11,13 @@ import time
 import urllib.request
 
 import mlflow
+import psutil
 import pytest
 from click.testing import CliRunner
 
 from suite import registry
-from suite.cli import main
-from suite.progress import progress, set_quiet
+from suite.cli import dashboard_url, exposure_warning, group_members, main
+from suite.progress import progress, shows_progress
 from suite.report import format_table, mean_std, summarize
 
 
@@ -38,6 +40,7 @@ def test_registry_lists_every_group(toy_distribution):
     assert registry.get("method", "toy-fit").train_options.__name__ == "FitTrain"
 
 
+@pytest.mark.slow
 def test_sweep_keeps_going_after_a_failed_point(toy_distribution, tracking_uri, toy_spec):
     result = invoke("sweep", str(toy_spec), "-q", "-o", "seeds=[0]", "-g", "method.fail_at_step=[null,1,null]", "-g", "train.lr=[0.01]")
     assert result.exit_code == 1
@@ -48,18 +51,24 @@ def test_sweep_keeps_going_after_a_failed_point(toy_distribution, tracking_uri, 
     assert "method.fail_at_step=None train.lr=0.01 | 2 |" in result.output
 
 
+@pytest.mark.slow
 def test_sweep_on_ray_logs_every_trial(toy_distribution, toy_env, toy_spec):
     command = [sys.executable, "-m", "suite.cli", "sweep", str(toy_spec), "--ray", "-q", "-g", "train.lr=[0.01,0.02]"]
-    done = subprocess.run(command, env=toy_env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    mlflow.set_tracking_uri(toy_env["MLFLOW_TRACKING_URI"])
+    driver = subprocess.Popen(command, env=toy_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, stderr = driver.communicate(timeout=300)
+    assert driver.returncode == 0, stderr[-3000:]
     runs = mlflow.search_runs(experiment_names=["toy-exp"], output_format="list")
     kids = [r for r in runs if r.data.tags["suite.kind"] == "child"]
+    (parent,) = [r for r in runs if r.data.tags["suite.kind"] == "parent"]
     assert len(kids) == 4 and all(r.info.status == "FINISHED" for r in kids)
     assert sorted(r.data.params["train.lr"] for r in kids) == ["0.01", "0.01", "0.02", "0.02"]
     assert all("loss" in r.data.metrics for r in kids)
+    assert all(r.data.tags["toy.quiet"] == "True" for r in kids)  # --quiet reached the workers through RunContext
+    assert parent.data.tags["suite.pid"] == str(driver.pid)
+    assert all(r.data.tags["suite.pid"] != str(driver.pid) for r in kids)  # each child is opened by the worker that runs it
 
 
+@pytest.mark.slow
 def test_report_reads_mlflow(toy_distribution, tracking_uri, toy_spec):
     assert invoke("sweep", str(toy_spec), "-q", "-g", "method.steps=[1,3]").exit_code == 0
     result = invoke("report", "toy-exp", "-m", "final_loss")
@@ -71,6 +80,7 @@ def test_report_reads_mlflow(toy_distribution, tracking_uri, toy_spec):
     assert unknown.exit_code == 2 and "no experiment named 'nope'" in unknown.output
 
 
+@pytest.mark.slow
 def test_report_takes_the_latest_launch_unless_told_otherwise(toy_distribution, tracking_uri, toy_spec):
     assert invoke("run", str(toy_spec), "-q", "-o", "seeds=[0]").exit_code == 0
     assert invoke("run", str(toy_spec), "-q", "-o", "seeds=[0,1,2]").exit_code == 0
@@ -104,9 +114,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_ui_serves_the_store(toy_env, tmp_path):
+@pytest.mark.slow
+def test_ui_serves_the_store_and_stops_its_whole_process_group(toy_distribution, toy_env, toy_spec, tmp_path):
+    assert CliRunner().invoke(main, ["run", str(toy_spec), "-q", "-o", "seeds=[0]"]).exit_code == 0
+    experiment = mlflow.get_experiment_by_name("toy-exp")
     port = free_port()
-    server = subprocess.Popen(
+    ui = subprocess.Popen(
         [sys.executable, "-m", "suite.cli", "ui", "--port", str(port)],
         env=toy_env,
         cwd=tmp_path,
@@ -114,30 +127,61 @@ def test_ui_serves_the_store(toy_env, tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    group = None
     try:
-        assert f"http://127.0.0.1:{port}" in server.stdout.readline()
+        first = ui.stdout.readline()
+        assert first.startswith(f"MLflow dashboard: http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs?workflowType=")
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while True:
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     body = json.loads(response.read())
                 break
             except OSError:
-                assert server.poll() is None, "mlflow server exited"
-                assert time.monotonic() < deadline, "mlflow server did not answer in 90 s"
+                assert ui.poll() is None, "suite ui exited"
+                assert time.monotonic() < deadline, "mlflow server did not answer in 120 s"
                 time.sleep(0.5)
-        assert [e["name"] for e in body["experiments"]] == ["Default"]
+        served = {e["name"]: {t["key"]: t["value"] for t in e.get("tags", [])} for e in body["experiments"]}
+        assert served["toy-exp"]["mlflow.experimentKind"] == "custom_model_development"
+        (server,) = psutil.Process(ui.pid).children()
+        group = server.pid
+        assert group_members(group), "the server runs in its own process group"
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=60)
+    assert ui.returncode == 143
+    assert group_members(group) == []  # server, job runner and huey workers are all gone
 
 
-def test_progress_is_silent_when_quiet(capsys):
-    set_quiet(True)
-    try:
-        items = progress(range(3), desc="work")
-        assert isinstance(items, range)
-    finally:
-        set_quiet(False)
-    assert isinstance(progress([1], desc="piped"), list)  # stderr is not a terminal under pytest
+def test_dashboard_warns_beyond_loopback_and_opens_the_runs_table():
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert exposure_warning(host) is None
+    for host in ("0.0.0.0", "::", "192.168.1.20", "lab-server"):
+        warning = exposure_warning(host)
+        assert warning.startswith(f"warning: the dashboard on {host} has no authentication") and "basic-auth" in warning
+    assert dashboard_url("0.0.0.0", 5000, "7") == "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    assert dashboard_url("::1", 80, None) == "http://[::1]:80/#/experiments?workflowType=machine_learning"
+
+
+def test_progress_is_silent_when_quiet():
+    items = progress(range(3), desc="work", quiet=True)
+    assert isinstance(items, range)
+    assert isinstance(progress([1], desc="piped", quiet=False), list)  # stderr is not a terminal under pytest
+    assert shows_progress(False) is False and shows_progress(True) is False
+
+
+@pytest.mark.slow
+def test_importing_ray_keeps_the_launch_sigterm_handler():
+    """Ray's first import sets SIGTERM to sys.exit, which would end a Ray sweep's runs FAILED with exit 15."""
+    code = (
+        "import signal, sys\n"
+        "from suite.launcher import _import_ray\n"
+        "def mine(signum, frame): pass\n"
+        "signal.signal(signal.SIGTERM, mine)\n"
+        "assert 'ray' not in sys.modules\n"
+        "_import_ray()\n"
+        "assert 'ray._private.worker' in sys.modules and signal.getsignal(signal.SIGTERM) is mine\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

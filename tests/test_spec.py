@@ -19,7 +19,7 @@ def run_cli(*args: str):
 def test_resolved_spec_fills_defaults_and_applies_overrides(toy_distribution, toy_spec):
     plan = specs.plan(toy_spec, ["train.lr=0.2", "seeds=[3,4,5]", "method.fail_at_step=null"])
     resolved = plan.base.to_dict()
-    assert resolved["train"] == {"lr": 0.2}
+    assert resolved["train"] == {"lr": 0.2, "device": "cpu"}
     assert resolved["seeds"] == [3, 4, 5]
     assert resolved["scenario"] == {"name": "toy-numbers", "size": 64, "noise": 0.1, "data_file": None}
     assert resolved["method"]["steps"] == 4
@@ -56,6 +56,40 @@ def test_show_prints_the_resolved_spec(toy_distribution, toy_spec):
     shown = yaml.safe_load(result.output)
     assert shown["train"]["lr"] == 0.3
     assert shown["scenario"]["noise"] == 0.1
+
+
+def test_show_takes_grid_axes_like_sweep(toy_distribution, toy_spec):
+    result = run_cli("show", str(toy_spec), "-g", "train.lr=[0.1,0.2]", "-g", "method.steps=[1]")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-3:] == [
+        "# 2 grid points x 2 seeds:",
+        "#   train.lr=0.1 method.steps=1",
+        "#   train.lr=0.2 method.steps=1",
+    ]
+
+
+def test_overrides_take_what_the_user_typed(toy_distribution, toy_spec):
+    """A string option gets the text as typed; other options get YAML values; one seed is a list."""
+    typed = {
+        "cuda:1": "cuda:1",
+        "[5,inf)": "[5,inf)",  # a RecBole interval: not valid YAML
+        "1:30": "1:30",  # YAML 1.1 would read 90
+        "yes": "yes",  # YAML 1.1 would read True
+        "0.5": "0.5",
+    }
+    for text, expected in typed.items():
+        point = specs.plan(toy_spec, [f"train.device={text}"]).base
+        assert point.train_options.device == expected, text
+    resolved = specs.plan(toy_spec, ["seeds=0", "experiment=2024", "train.lr=0.5"]).base
+    assert resolved.seeds == [0] and resolved.experiment == "2024" and resolved.train_options.lr == 0.5
+    with pytest.raises(SpecError, match=r"override 'train.lr=\[5,inf\)': value is not valid YAML"):
+        specs.plan(toy_spec, ["train.lr=[5,inf)"])
+
+
+def test_report_section_keeps_metrics_and_a_baseline_point(toy_distribution, toy_spec):
+    plan = specs.plan(toy_spec, ["report.metrics=[final_loss]", "report.baseline=train.lr=0.1"], ["train.lr=[0.1,0.2]"])
+    assert plan.base.report_metrics == ["final_loss"] and plan.base.report_baseline == "train.lr=0.1"
+    assert plan.base.to_dict()["report"] == {"metrics": ["final_loss"], "baseline": "train.lr=0.1"}
 
 
 BAD_INPUTS = [
@@ -123,13 +157,32 @@ BAD_INPUTS = [
         [],
         ["toy data file /no/such/file.csv not found"],
     ),
+    (
+        "scenario: {name: toy-numbers, size: 4}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit, batch_size: 8}\n",
+        [],
+        ["method.batch_size 8 is larger than scenario.size 4"],  # the method's own pre-flight check
+    ),
+    (
+        "experiment: " + "x" * 501 + "\nscenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n",
+        [],
+        ["experiment: string should have at most 500 characters", "(503 characters)"],  # MLflow's limit
+    ),
+    (
+        "scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\nreport: {baseline: nope}\n",
+        [],
+        ["report.baseline 'nope' is not a grid point; points: toy-fit"],
+    ),
+    ("scenario: {name: toy-numbers}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n", ["seeds=[0,"], ["not valid YAML"]),
+    (b"scenario: {name: toy-numbers}\n# caf\xe9\n", [], ["not UTF-8 text (byte 0xe9 on line 2)"]),
 ]
 
 
 @pytest.mark.parametrize("text, overrides, fragments", BAD_INPUTS)
 def test_bad_input_is_one_line_exit_2_and_no_run(toy_distribution, tracking_uri, tmp_path, text, overrides, fragments):
     path = tmp_path / "bad.yaml"
-    if text is not None:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
         path.write_text(text)
     args = ["run", str(path), "--tracking-uri", tracking_uri]
     for override in overrides:
