@@ -154,7 +154,7 @@ def results_table(frame: pd.DataFrame, metrics: Sequence[str], baseline: str | N
         metrics=list(metrics),
     )
     if baseline is not None and not table.runs.empty:
-        row = find_row(finished, baseline)
+        row = find_row(frame, baseline)
         if len(table.runs) > 1:  # a baseline alone has nothing to be compared with
             table.baseline = row
             table.paired = _paired(values, keys, metrics, row)
@@ -187,8 +187,8 @@ def column_decimals(values: pd.Series) -> int:
 
 
 def find_row(frame: pd.DataFrame, name: str) -> tuple[str, str]:
-    """The (experiment, label) row that ``name`` designates."""
-    rows = frame.drop_duplicates(["experiment", "label"])
+    """The (experiment, label) row of finished runs that ``name`` designates."""
+    rows = frame[frame["status"] == "FINISHED"].drop_duplicates(["experiment", "label"])
     per_experiment = rows.groupby("experiment")["label"].transform("size")
     method = rows["method.name"] if "method.name" in rows else pd.Series(None, index=rows.index)
     matches = rows[
