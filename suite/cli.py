@@ -1,4 +1,4 @@
-"""The ``suite`` command: run, sweep, resume, show, list, runs, report, ui.
+"""The ``suite`` command: run, sweep, tune, resume, show, list, runs, report, ui.
 
 Exit codes (the README's contract): 0 everything finished; 2 bad input, one line on stderr,
 and no MLflow run created (every check runs before the first run exists); 1 a run failed
@@ -278,25 +278,89 @@ def _echo_table(rows: list[tuple[str, ...]]) -> None:
 
 
 @main.command()
-@click.argument("experiment")
+@click.argument("experiments", nargs=-1, required=True, metavar="EXPERIMENT...")
 @click.option(
-    "--group-by",
-    "group_by",
+    "-m",
+    "--metric",
+    "metrics",
     multiple=True,
-    default=("point",),
-    show_default=True,
-    help="Param or tag to group rows by (repeatable); 'point' is the grid point.",
+    help="Metric column, as the spec writes it (repeatable; default: the spec's report.metrics).",
 )
-@click.option("-m", "--metric", "metrics", multiple=True, help="Metric columns (repeatable; default: all).")
 @click.option("--launch", default="latest", show_default=True, help="Whose runs: 'latest' launch, 'all' launches, or a parent run id.")
+@click.option(
+    "--baseline", default=None, metavar="LABEL", help="Add the paired difference to this row (default: the spec's report.baseline)."
+)
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True, help="Table format.")
+@click.option("--group-by", "group_by", multiple=True, metavar="KEY", help="Label rows by these params instead of the values that differ.")
 @_tracking
 @_common
 @_guarded
-def report(experiment: str, group_by: tuple[str, ...], metrics: tuple[str, ...], launch: str, tracking_uri: str | None) -> None:
-    """Print EXPERIMENT's finished runs as mean ± std over seeds."""
+def report(
+    experiments: tuple[str, ...],
+    metrics: tuple[str, ...],
+    launch: str,
+    baseline: str | None,
+    fmt: str,
+    group_by: tuple[str, ...],
+    tracking_uri: str | None,
+) -> None:
+    """Print the finished runs of EXPERIMENT... as mean ± std over seeds, one row per grid point."""
+    from suite.report import bullets
     from suite.report import report as make_report
 
-    click.echo(make_report(experiment, tracking_uri or default_tracking_uri(), group_by, metrics or None, launch))
+    made = make_report(experiments, tracking_uri or default_tracking_uri(), metrics or None, launch, fmt, baseline, group_by)
+    click.echo(made.text.rstrip("\n"))
+    if fmt == "md":
+        click.echo("\n" + bullets(made.notes))
+    else:  # keep the CSV or LaTeX clean for pasting: notes go to stderr
+        click.echo("\n".join(made.notes), err=True)
+
+
+@main.command()
+@_spec_arguments
+@click.option("-g", "--grid", "grid", multiple=True, metavar="KEY=[V1,V2]", help="Add a grid axis: -g method.nspt.temperature=[0.05,0.1].")
+@click.option("--objective", required=True, metavar="METRIC", help="Validation metric to optimize: valid.* or best_valid.* (never test).")
+@click.option("--maximize/--minimize", default=True, show_default=True, help="Whether a larger objective is better.")
+@click.option(
+    "--budget", default=None, type=click.IntRange(min=1), metavar="N", help="Run a seeded sample of N grid points when the grid is larger."
+)
+@click.option("--sample-seed", default=0, show_default=True, type=int, help="Seed of the grid sample (--budget).")
+@click.option("--experiment", default=None, help="MLflow experiment of the sweep (default: the spec's experiment + '-tune').")
+@_tracking
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@_common
+@_guarded
+def tune(
+    spec_file: Path,
+    overrides: tuple[str, ...],
+    grid: tuple[str, ...],
+    objective: str,
+    maximize: bool,
+    budget: int | None,
+    sample_seed: int,
+    experiment: str | None,
+    tracking_uri: str | None,
+    quiet: bool,
+) -> None:
+    """Choose SPEC_FILE's grid values on validation data: best mean OBJECTIVE over the spec's seeds."""
+    from suite.launcher import ChildRunsFailed
+    from suite.tune import check_objective, render, run_tuning, tuning_plan
+
+    check_objective(objective)
+    plan, grid_size = tuning_plan(str(spec_file), overrides, grid, budget, sample_seed, experiment)
+    uri = tracking_uri or default_tracking_uri()
+    runs = sum(len(point.seeds) for _, point in plan.points)
+    click.echo(
+        f"{plan.experiment}: tuning {len(plan.points)} of {grid_size} grid point(s) x seeds = {runs} run(s) on validation data", err=True
+    )
+    argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])
+    open_store(uri)
+    with _noting_closed_runs():
+        tuning = run_tuning(plan, uri, objective, maximize, grid_size, command_line=shlex.join(["suite", *argv]), quiet=quiet)
+    click.echo(render(tuning).rstrip("\n"))
+    click.echo(f"MLflow experiment '{tuning.experiment}', parent run {tuning.parent_run_id}: tuning.json, tuned.yaml", err=True)
+    if tuning.failed:
+        raise ChildRunsFailed(tuning.failed, runs)
 
 
 @main.command()

@@ -356,17 +356,10 @@ def _log_summary(tracker: Tracker, summary: dict[str, float]) -> None:
 
 
 def _log_results(parent: Tracker, results: list[ChildResult], plan: specs.LaunchPlan) -> str:
-    """The launch's results on the parent run: every child's row (results.json) and the table (results.md), returned."""
-    from suite.report import format_table, summarize
+    """The launch's results on the parent run (``suite.report`` builds them); the table text, for the terminal."""
+    from suite.report import log_launch_results
 
-    rows = [{"point": r.label, "seed": r.seed, **r.summary} for r in results if not r.error]
-    parent.log_dict(
-        [{"point": r.label, "seed": r.seed, "run_id": r.run_id, "summary": r.summary, "error": r.error} for r in results], "results.json"
-    )
-    table = format_table(summarize(rows, ["point"], plan.base.report_metrics))
-    if rows:
-        parent.log_text(table + "\n", "results.md")
-    return table
+    return log_launch_results(parent, results, plan)
 
 
 def _without(tree: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 from suite import registry
 from suite.cli import dashboard_url, exposure_warning, group_members, main
 from suite.progress import progress, shows_progress
-from suite.report import format_table, mean_std, summarize
 
 
 def invoke(*args: str):
@@ -48,7 +47,7 @@ def test_sweep_keeps_going_after_a_failed_point(toy_distribution, tracking_uri, 
     runs = mlflow.search_runs(experiment_names=["toy-exp"], output_format="list")
     statuses = sorted(r.info.status for r in runs if r.data.tags["suite.kind"] == "child")
     assert statuses == ["FAILED", "FINISHED", "FINISHED"]
-    assert "method.fail_at_step=None train.lr=0.01 | 2 |" in result.output
+    assert "| method.fail_at_step=None |   2 |" in result.output  # labels show only the values that differ
 
 
 @pytest.mark.slow
@@ -66,46 +65,6 @@ def test_sweep_on_ray_logs_every_trial(toy_distribution, toy_env, toy_spec):
     assert all(r.data.tags["toy.quiet"] == "True" for r in kids)  # --quiet reached the workers through RunContext
     assert parent.data.tags["suite.pid"] == str(driver.pid)
     assert all(r.data.tags["suite.pid"] != str(driver.pid) for r in kids)  # each child is opened by the worker that runs it
-
-
-@pytest.mark.slow
-def test_report_reads_mlflow(toy_distribution, tracking_uri, toy_spec):
-    assert invoke("sweep", str(toy_spec), "-q", "-g", "method.steps=[1,3]").exit_code == 0
-    result = invoke("report", "toy-exp", "-m", "final_loss")
-    assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
-    assert lines[0] == "| point | n | final_loss |"
-    assert lines[2].startswith("| method.steps=1 | 2 |") and lines[3].startswith("| method.steps=3 | 2 |")
-    unknown = invoke("report", "nope")
-    assert unknown.exit_code == 2 and "no experiment named 'nope'" in unknown.output
-
-
-@pytest.mark.slow
-def test_report_takes_the_latest_launch_unless_told_otherwise(toy_distribution, tracking_uri, toy_spec):
-    assert invoke("run", str(toy_spec), "-q", "-o", "seeds=[0]").exit_code == 0
-    assert invoke("run", str(toy_spec), "-q", "-o", "seeds=[0,1,2]").exit_code == 0
-    assert "| 3 |" in invoke("report", "toy-exp").output.splitlines()[2]
-    assert "| 4 |" in invoke("report", "toy-exp", "--launch", "all").output.splitlines()[2]
-    first = min(
-        mlflow.search_runs(experiment_names=["toy-exp"], filter_string="tags.`suite.kind` = 'parent'", output_format="list"),
-        key=lambda run: run.info.start_time,
-    )
-    assert "| 1 |" in invoke("report", "toy-exp", "--launch", first.info.run_id).output.splitlines()[2]
-    latest_child = mlflow.search_runs(experiment_names=["toy-exp"], filter_string="tags.`suite.kind` = 'child'", output_format="list")[0]
-    mlflow.MlflowClient().log_metric(latest_child.info.run_id, "test.hit_at_10", 0.25)  # how MLflow stores test.hit@10
-    table = invoke("report", "toy-exp", "-m", "test.hit@10").output.splitlines()
-    assert table[0] == "| point | n | test.hit@10 |" and "0.2500" in table[2]
-    wrong = invoke("report", "toy-exp", "--launch", "abc")
-    assert wrong.exit_code == 2 and "--launch abc: not a parent run" in wrong.output
-
-
-def test_summaries_are_mean_and_sample_std():
-    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
-    assert mean_std([4.0]) == (4.0, 0.0)
-    table = summarize([{"m": "a", "acc": 80.0}, {"m": "a", "acc": 90.0}, {"m": "b", "acc": 50.0}], ["m"])
-    assert table[0]["acc"] == (85.0, pytest.approx(7.0710678))
-    assert format_table(table).splitlines()[2] == "| a | 2 | 85.00 ± 7.07 |"
-    assert format_table(summarize([{"m": "x", "ndcg": 0.05}], ["m"])).splitlines()[2] == "| x | 1 | 0.0500 ± 0.0000 |"
 
 
 def free_port() -> int:
