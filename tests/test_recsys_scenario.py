@@ -36,7 +36,7 @@ def test_ml100k_is_found_inside_recboles_wheel(tmp_path: Path) -> None:
 
 def test_max_users_writes_a_subset_of_the_first_users(tmp_path: Path) -> None:
     scenario = RECBOLE.build(RECBOLE.options(max_users=5), _ctx(tmp_path))
-    assert scenario.dataset.name == "ml-100k-u5" and scenario.dataset.users == 5
+    assert scenario.dataset.label == "ml-100k-u5" and scenario.dataset.name.startswith("ml-100k-u5-") and scenario.dataset.users == 5
     lines = scenario.dataset.inter_file.read_text().splitlines()
     assert lines[0] == "user_id:token\titem_id:token\ttimestamp:float"
     assert len({line.split("\t")[0] for line in lines[1:]}) == 5
