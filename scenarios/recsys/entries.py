@@ -62,7 +62,10 @@ class RecBoleScenarioOptions(Options):
             raise ValueError(f"expected a folder path, got {value!r} (control characters)")
         name = Path(value).expanduser().name
         if name not in ("", ".", ".."):
-            dataset_name(name)
+            try:
+                dataset_name(name)
+            except ValueError as error:
+                raise ValueError(f"the folder name {name!r} becomes RecBole's dataset name: {error}") from None
         return value
 
     def fields(self) -> AtomicFields:

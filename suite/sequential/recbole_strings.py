@@ -44,7 +44,7 @@ ABSOLUTE_PATH = re.compile(r"/[^\x00-\x1f]*")
 def metric_name(value: str) -> str:
     """A metric of RecBole's ranking registry, any case (``Hit``, ``NDCG``, ``MRR``)."""
     if not re.fullmatch(r"[A-Za-z]+", value) or value.lower() not in RANKING_METRICS:
-        raise ValueError(f"expected one of RecBole's ranking metrics ({', '.join(RANKING_METRICS)}), got {value!r}")
+        raise ValueError(f"expected one of RecBole's ranking metrics ({', '.join(RANKING_METRICS)})")
     return value
 
 
@@ -52,7 +52,7 @@ def split_valid_metric(value: str) -> tuple[str, int | None]:
     """``MRR@10`` -> ('mrr', 10); ``GAUC`` -> ('gauc', None); anything else is a ValueError."""
     match = METRIC_AT_K.fullmatch(value)
     if not match:
-        raise ValueError(f"expected a metric such as 'NDCG@10' or 'MRR@10', got {value!r}")
+        raise ValueError(f"expected a metric such as 'NDCG@10' or 'MRR@10'")
     name, k = match.group(1).lower(), match.group(2)
     metric_name(name)
     if name in TOPK_METRICS and k is None:
@@ -71,7 +71,7 @@ def parse_device(value: str) -> torch.device:
     """``cpu``, ``cuda`` (the current CUDA device) or ``cuda:N``."""
     match = DEVICE.fullmatch(value)
     if not match:
-        raise ValueError(f"expected 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+        raise ValueError(f"expected 'cpu', 'cuda' or 'cuda:N'")
     return torch.device(value)
 
 
@@ -83,7 +83,7 @@ def device(value: str) -> str:
 def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
-            raise ValueError(f"expected {what}, got {value!r}")
+            raise ValueError(f"expected {what}")
         return value
 
     return check
@@ -131,7 +131,7 @@ def _check(key: str, value: str, grammar: Callable[[str], str]) -> None:
     try:
         grammar(value)
     except ValueError as error:
-        raise SpecError(f"RecBole config key '{key}': {error}; refused (RecBole would eval it)") from None
+        raise SpecError(f"RecBole config key '{key}' = {value!r}: {error}; refused (RecBole would eval it)") from None
 
 
 def _check_nested(key: str, value: Any) -> None:

@@ -45,7 +45,10 @@ class SequentialTrainOptions(Options):
     @classmethod
     def _metrics(cls, values: list[str]) -> list[str]:
         for value in values:
-            recbole_strings.metric_name(value)
+            try:
+                recbole_strings.metric_name(value)
+            except ValueError as error:
+                raise ValueError(f"{value!r}: {error}") from None
         if len({value.lower() for value in values}) != len(values):
             raise ValueError(f"metrics listed twice: {values}")
         return values
