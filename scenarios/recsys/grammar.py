@@ -45,14 +45,14 @@ class Interval:
 def dataset_name(value: str) -> str:
     """A dataset name RecBole can use as folder and file stem; anything else is refused."""
     if not DATASET_NAME.fullmatch(value):
-        raise ValueError(f"expected a dataset name (letters, digits, '_', '.', '-'; at most 128)")
+        raise ValueError("expected a dataset name (letters, digits, '_', '.', '-'; at most 128)")
     return value
 
 
 def field_name(value: str) -> str:
     """An atomic-file column name (a Python-style identifier)."""
     if not FIELD_NAME.fullmatch(value):
-        raise ValueError(f"expected a field name (letters, digits and '_', not starting with a digit)")
+        raise ValueError("expected a field name (letters, digits and '_', not starting with a digit)")
     return value
 
 
@@ -60,7 +60,7 @@ def parse_interval(text: str) -> Interval:
     """``[5,inf)`` -> Interval('[', 5, inf, ')'); one interval, low <= high, counts not negative."""
     match = INTERVAL.fullmatch(text.strip())
     if not match:
-        raise ValueError(f"expected one interval of counts such as '[5,inf)' or '(2,10]'")
+        raise ValueError("expected one interval of counts such as '[5,inf)' or '(2,10]'")
     left, low, high, right = match.group(1), float(match.group(2)), float(match.group(3)), match.group(4)
     if math.isnan(low) or low > high or low < 0:
         raise ValueError(f"interval {text!r}: expected 0 <= lower bound <= upper bound")

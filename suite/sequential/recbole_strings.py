@@ -52,7 +52,7 @@ def split_valid_metric(value: str) -> tuple[str, int | None]:
     """``MRR@10`` -> ('mrr', 10); ``GAUC`` -> ('gauc', None); anything else is a ValueError."""
     match = METRIC_AT_K.fullmatch(value)
     if not match:
-        raise ValueError(f"expected a metric such as 'NDCG@10' or 'MRR@10'")
+        raise ValueError("expected a metric such as 'NDCG@10' or 'MRR@10'")
     name, k = match.group(1).lower(), match.group(2)
     metric_name(name)
     if name in TOPK_METRICS and k is None:
@@ -71,7 +71,7 @@ def parse_device(value: str) -> torch.device:
     """``cpu``, ``cuda`` (the current CUDA device) or ``cuda:N``."""
     match = DEVICE.fullmatch(value)
     if not match:
-        raise ValueError(f"expected 'cpu', 'cuda' or 'cuda:N'")
+        raise ValueError("expected 'cpu', 'cuda' or 'cuda:N'")
     return torch.device(value)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from suite.api import Options
 from suite.errors import SpecError
@@ -26,19 +26,18 @@ class SequentialTrainOptions(Options):
     learning_rate: float = Field(default=0.001, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     stopping_step: int = Field(default=10, gt=0)
-    valid_metric: str = Field(default="NDCG@10", description="early stopping and model selection: NAME@k of RecBole's ranking metrics")
     metrics: list[str] = Field(
         default_factory=lambda: ["Hit", "NDCG"],
         min_length=1,
         description="RecBole ranking metrics computed at every k of topk; valid_metric's own metric is always computed too",
     )
     topk: list[int] = Field(default_factory=lambda: [5, 10, 20], min_length=1)
+    valid_metric: str = Field(default="NDCG@10", description="early stopping and model selection: NAME@k of RecBole's ranking metrics")
     device: str = Field(default="cpu", description="cpu, cuda (the current CUDA device) or cuda:N")
     num_threads: int | None = Field(
         default=None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)"
     )
 
-    _valid_metric = field_validator("valid_metric")(recbole_strings.valid_metric)
     _device = field_validator("device")(recbole_strings.device)
 
     @field_validator("metrics")
@@ -60,12 +59,15 @@ class SequentialTrainOptions(Options):
             raise ValueError(f"expected distinct positive cut-offs, got {values}")
         return values
 
-    @model_validator(mode="after")
-    def _valid_metric_is_computed(self) -> SequentialTrainOptions:
-        _, k = recbole_strings.split_valid_metric(self.valid_metric)
-        if k is not None and k not in self.topk:
-            raise ValueError(f"valid_metric {self.valid_metric}: its cut-off {k} is not in topk {self.topk}")
-        return self
+    @field_validator("valid_metric")
+    @classmethod
+    def _valid_metric(cls, value: str, info: ValidationInfo) -> str:
+        """``NAME@k`` of a ranking metric, with k one of ``topk`` (declared before, so validated first)."""
+        _, k = recbole_strings.split_valid_metric(value)
+        topk = info.data.get("topk")
+        if k is not None and topk is not None and k not in topk:
+            raise ValueError(f"the cut-off {k} is not in topk {topk}")
+        return value
 
     def recbole_metrics(self) -> list[str]:
         """``metrics`` plus ``valid_metric``'s own metric when it is not listed (RecBole must compute it)."""
