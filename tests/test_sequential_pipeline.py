@@ -30,7 +30,7 @@ from suite.errors import SpecError
 from suite.seeding import seed_everything
 from suite.sequential import entries as P
 from suite.sequential import pipeline
-from suite.sequential.meta_trainer import SuiteTrainer
+from suite.sequential.checkpointing import WeightsOnlyCheckpoints
 from suite.sequential.recbole_strings import guard_config
 from suite.sequential.train_options import SequentialTrainOptions, check_device
 from suite.tracking import Tracker
@@ -261,19 +261,20 @@ def test_a_tuning_run_never_evaluates_test_and_reports_the_best_epochs_validatio
     tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     evaluated: list[int] = []
+    evaluate = WeightsOnlyCheckpoints.evaluate
 
-    class Counting(SuiteTrainer):
-        def evaluate(self, eval_data, *args, **kwargs):  # type: ignore[no-untyped-def]
-            evaluated.append(len(eval_data))
-            return super().evaluate(eval_data, *args, **kwargs)
+    def counting(self, eval_data, *args, **kwargs):  # type: ignore[no-untyped-def]
+        evaluated.append(len(eval_data))
+        return evaluate(self, eval_data, *args, **kwargs)
 
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("the test split was evaluated in a tuning run")
 
+    monkeypatch.setattr(WeightsOnlyCheckpoints, "evaluate", counting)
     monkeypatch.setattr(pipeline, "evaluate_test", never)
     data = write_ring_dataset(tmp_path / "data")
     ctx = _context(tmp_path, tracking_uri, data, evaluation="valid", epochs=3)
-    summary = pipeline.run_sequential(ctx, Counting)
+    summary = P.RECBOLE_TRAINER.run(ctx)
     assert len(evaluated) == 3  # one validation per epoch, nothing else
     assert set(summary) == {f"valid.{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10)}
     client = MlflowClient(tracking_uri)

@@ -36,11 +36,6 @@ class Interval:
         below = count <= self.high if self.right == "]" else count < self.high
         return above and below
 
-    @property
-    def least(self) -> float:
-        """The smallest whole count inside the interval (RecBole's k of a k-core)."""
-        return self.low if self.left == "[" and float(self.low).is_integer() else math.floor(self.low) + 1
-
 
 def dataset_name(value: str) -> str:
     """A dataset name RecBole can use as folder and file stem; anything else is refused."""
