@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def _ctx(tmp_path: Path) -> BuildContext:
 
 def _atomic(tmp_path: Path, name: str, header: str, rows: list[str]) -> Path:
     folder = tmp_path / name
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / f"{name}.inter").write_text(header + "\n" + "\n".join(rows) + "\n")
     return folder
 
@@ -36,7 +37,7 @@ def test_ml100k_is_found_inside_recboles_wheel(tmp_path: Path) -> None:
 
 def test_max_users_writes_a_subset_of_the_first_users(tmp_path: Path) -> None:
     scenario = RECBOLE.build(RECBOLE.options(max_users=5), _ctx(tmp_path))
-    assert scenario.dataset.name == "ml-100k-u5" and scenario.dataset.users == 5
+    assert scenario.dataset.label == "ml-100k-u5" and scenario.dataset.name.startswith("ml-100k-u5-") and scenario.dataset.users == 5
     lines = scenario.dataset.inter_file.read_text().splitlines()
     assert lines[0] == "user_id:token\titem_id:token\ttimestamp:float"
     assert len({line.split("\t")[0] for line in lines[1:]}) == 5
@@ -159,3 +160,200 @@ def test_unknown_variant_flags_are_rejected() -> None:
         SequentialTrainOptions(epoch=3)
     with pytest.raises(ValidationError, match="max_user"):
         RECBOLE.options(max_user=3)
+
+
+# -- derived caches are keyed by content (issue 10.3) -------------------------------------
+
+
+def _rows(users: int, offset: int = 0) -> list[str]:
+    return [f"u{user}\ti{(user + step + offset) % 9}\t{step}" for user in range(users) for step in range(4)]
+
+
+HEADER = "user_id:token\titem_id:token\ttimestamp:float"
+
+
+def test_a_dataset_with_the_same_folder_name_never_reuses_another_ones_subset(tmp_path: Path) -> None:
+    first = _atomic(tmp_path / "a", "shop", HEADER, _rows(5))
+    second = _atomic(tmp_path / "b", "shop", HEADER, _rows(5, offset=3))
+    ctx = _ctx(tmp_path)
+    one = RECBOLE.build(RECBOLE.options(path=str(first), max_users=3), ctx).dataset
+    two = RECBOLE.build(RECBOLE.options(path=str(second), max_users=3), ctx).dataset
+    assert one.name != two.name and one.digest != two.digest
+    assert one.inter_file.read_text().splitlines()[1:] == _rows(3)
+    assert two.inter_file.read_text().splitlines()[1:] == _rows(3, offset=3)
+
+
+def test_fixing_the_source_file_gives_a_fresh_subset_and_an_unchanged_one_is_reused(tmp_path: Path) -> None:
+    folder = _atomic(tmp_path, "shop", HEADER, _rows(5))
+    ctx = _ctx(tmp_path)
+    before = RECBOLE.build(RECBOLE.options(path=str(folder), max_users=3), ctx).dataset
+    written = before.inter_file.stat().st_mtime_ns
+    again = RECBOLE.build(RECBOLE.options(path=str(folder), max_users=3), ctx).dataset
+    assert again.inter_file == before.inter_file and again.inter_file.stat().st_mtime_ns == written  # reused, not rewritten
+    (folder / "shop.inter").write_text(HEADER + "\n" + "\n".join(_rows(5, offset=1)) + "\n")
+    fixed = RECBOLE.build(RECBOLE.options(path=str(folder), max_users=3), ctx).dataset
+    assert fixed.name != before.name and fixed.inter_file.read_text().splitlines()[1:] == _rows(3, offset=1)
+    other_size = RECBOLE.build(RECBOLE.options(path=str(folder), max_users=4), ctx).dataset
+    assert other_size.name != fixed.name and other_size.users == 4
+
+
+# -- RecBole's filters: k-core, iterated (issue 8.1) ----------------------------------------
+
+
+def _cascade_rows() -> list[str]:
+    """A 5x5 core, plus users v0..v3 whose fifth item j has only those 4 users.
+
+    One pass of 5-core filtering drops j but keeps v0..v3 (5 interactions each when counted);
+    the second pass drops them (4 left each); the core survives: 5 users, 5 items, 25 rows.
+    """
+    core = [f"u{user}\ti{item}\t{item}" for user in range(5) for item in range(5)]
+    chain = [f"v{user}\ti{item}\t{item}" for user in range(4) for item in range(4)] + [f"v{user}\tj\t9" for user in range(4)]
+    return core + chain
+
+
+@pytest.mark.slow
+def test_five_core_is_iterated_until_stable_exactly_as_recbole_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recbole.data import create_dataset
+    from recbole.model.sequential_recommender import SASRec
+
+    from suite.sequential.pipeline import recbole_config
+
+    folder = _atomic(tmp_path, "cascade", HEADER, _cascade_rows())
+    options = RECBOLE.options(path=str(folder), user_inter_num_interval="[5,inf)", item_inter_num_interval="[5,inf)")
+    scenario = RECBOLE.build(options, _ctx(tmp_path))
+    assert (scenario.dataset.users, scenario.dataset.items, scenario.dataset.interactions) == (5, 5, 25)
+    monkeypatch.chdir(tmp_path)
+    config_dict = {**scenario.config_fragment(), "loss_type": "CE", "train_neg_sample_args": None, "gpu_id": "", "seed": 0}
+    recbole = create_dataset(recbole_config(SASRec, config_dict))
+    assert (recbole.user_num - 1, recbole.item_num - 1, recbole.inter_num) == (5, 5, 25)
+    assert scenario.config_fragment()["eval_args"]["order"] == "TO"  # leave-one-out in time order
+
+
+def test_preflight_accounts_for_the_k_core_and_stops_before_any_run(tmp_path: Path) -> None:
+    folder = _atomic(tmp_path, "cascade", HEADER, _cascade_rows())
+    RECBOLE.check(RECBOLE.options(path=str(folder), user_inter_num_interval="[5,inf)", item_inter_num_interval="[5,inf)"))
+    with pytest.raises(DataError, match=r"cascade\.inter: no users left for leave-one-out after filtering"):
+        RECBOLE.check(RECBOLE.options(path=str(folder), user_inter_num_interval="[6,inf)", item_inter_num_interval="[5,inf)"))
+    result, store = _cli_run(tmp_path, folder, "scenario.user_inter_num_interval='[6,inf)'", "scenario.item_inter_num_interval='[5,inf)'")
+    assert result.exit_code == 2 and "no users left for leave-one-out" in result.output
+    assert _no_runs(tmp_path, store)
+
+
+def _cli_run(tmp_path: Path, folder: Path, *overrides: str):
+    from click.testing import CliRunner
+
+    from suite.cli import main
+
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    spec = Path(__file__).resolve().parents[1] / "runs" / "sasrec-ml100k.yaml"
+    arguments = ["run", str(spec), "-q", "--tracking-uri", store, "-o", f"scenario.path={folder}"]
+    for override in overrides:
+        arguments += ["-o", override]
+    return CliRunner().invoke(main, arguments), store
+
+
+def _no_runs(tmp_path: Path, store: str) -> bool:
+    if not (tmp_path / "m.db").exists():
+        return True
+    client = MlflowClient(store)
+    return not client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+
+
+# -- bad bytes and bad values are one line naming the file (and the line), before any run (10.8, 10.9) --
+
+
+def test_too_small_for_leave_one_out_is_found_before_any_run(tmp_path: Path) -> None:
+    folder = _atomic(tmp_path, "tiny", HEADER, ["u1\ti1\t0", "u1\ti2\t1", "u2\ti1\t0"])
+    result, store = _cli_run(tmp_path, folder)
+    assert result.exit_code == 2 and "tiny.inter: no users left for leave-one-out" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and _no_runs(tmp_path, store)
+
+
+def test_undecodable_bytes_name_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "latin"
+    folder.mkdir()
+    (folder / "latin.inter").write_bytes(HEADER.encode() + b"\nu1\tcaf\xe9\t0\nu1\ti2\t1\nu1\ti3\t2\n")
+    with pytest.raises(DataError, match=r"latin\.inter: not UTF-8 text \(undecodable byte b'\\xe9' at offset \d+\)"):
+        RECBOLE.check(RECBOLE.options(path=str(folder)))
+    (folder / "latin.inter").write_bytes(b"user_id:token\titem\xff:token\n")
+    with pytest.raises(DataError, match=r"latin\.inter: not UTF-8 text"):
+        RECBOLE.check(RECBOLE.options(path=str(folder)))
+    result, store = _cli_run(tmp_path, folder)
+    assert result.exit_code == 2 and "latin.inter: not UTF-8 text" in result.output and _no_runs(tmp_path, store)
+
+
+def test_a_non_numeric_timestamp_names_the_file_and_the_line(tmp_path: Path) -> None:
+    rows = ["u1\ti1\t0", "", "u1\ti2\t1", "u1\ti3\tyesterday", "u1\ti4\t"]
+    folder = _atomic(tmp_path, "clock", HEADER, rows)
+    with pytest.raises(DataError, match=r"clock\.inter:5: timestamp 'yesterday' is not a number \(2 such rows\)"):
+        RECBOLE.check(RECBOLE.options(path=str(folder)))
+    folder = _atomic(tmp_path, "gap", HEADER, ["u1\ti1\t0", "u1\ti2\t", "u1\ti3\t2"])
+    with pytest.raises(DataError, match=r"gap\.inter:3: timestamp missing"):
+        RECBOLE.check(RECBOLE.options(path=str(folder)))
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("user_id:token\titem_id:token\ttimestamp:date", r"header column 'timestamp:date': expected name:type"),
+        ("user_id\titem_id:token\ttimestamp:float", r"header column 'user_id': expected name:type"),
+        ("user_id:float\titem_id:token\ttimestamp:float", r"the user field 'user_id' is float, expected user_id:token"),
+        ("user_id:token\titem_id:token\ttimestamp:token", r"the order \(time\) field 'timestamp' is token, expected timestamp:float"),
+    ],
+)
+def test_headers_recbole_cannot_read_are_named(tmp_path: Path, header: str, message: str) -> None:
+    folder = _atomic(tmp_path, "odd", header, ["u1\ti1\t0"])
+    with pytest.raises(DataError, match=rf"odd\.inter: {message}"):
+        RECBOLE.check(RECBOLE.options(path=str(folder)))
+
+
+# -- suite convert-sequences: one line, exit 2, nothing left behind (10.9) --------------------
+
+
+def _convert(*arguments: str):
+    from click.testing import CliRunner
+
+    from suite.cli import main
+
+    return CliRunner().invoke(main, ["convert-sequences", *arguments])
+
+
+def _leftovers(root: Path) -> list[str]:
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"1 10 11\n7\n", None, r"bad\.txt:2: expected 'user item1 item2 \.\.\.', got only '7'"),
+        (b"1 10 11\n2 \xff\xfe 3\n", None, r"bad\.txt:2: not UTF-8 text"),
+        (b"\n\n", None, r"bad\.txt: no sequences found"),
+        (b"1 10 11\n", "../escape", r"--name '\.\./escape': the name becomes the RecBole dataset name"),
+    ],
+)
+def test_convert_errors_are_one_line_exit_2_and_leave_nothing_behind(
+    tmp_path: Path, content: bytes, name: str | None, message: str
+) -> None:
+    source = tmp_path / "in" / "bad.txt"
+    source.parent.mkdir()
+    source.write_bytes(content)
+    out = tmp_path / "out" / "nested"
+    result = _convert(str(source), "--out", str(out), *(["--name", name] if name else []))
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), lines
+    assert _leftovers(tmp_path) == ["in", "in/bad.txt"]  # no out/, no nested/, no .tmp file
+
+
+def test_convert_reports_missing_files_and_keeps_an_existing_output_folder(tmp_path: Path) -> None:
+    result = _convert(str(tmp_path / "absent.txt"), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and result.output.strip() == f"error: {tmp_path / 'absent.txt'}: sequence file not found"
+    result = _convert(str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "not a file" in result.output
+    (tmp_path / "data" / "bad").mkdir(parents=True)
+    (tmp_path / "bad.txt").write_text("1 10 11\n7\n")
+    assert _convert(str(tmp_path / "bad.txt"), "--out", str(tmp_path / "data")).exit_code == 2
+    assert _leftovers(tmp_path / "data") == ["bad"]  # it was there before: kept, and empty
+    (tmp_path / "good.txt").write_text("1 10 11 12\n")
+    result = _convert(str(tmp_path / "good.txt"), "--out", str(tmp_path / "data"))
+    assert result.exit_code == 0 and _leftovers(tmp_path / "data") == ["bad", "good", "good/good.inter"]

@@ -1,25 +1,37 @@
-"""Where a RecBole atomic dataset lives, and whether it can be used for leave-one-out.
+"""Where a RecBole atomic dataset lives, what RecBole will keep of it, and whether leave-one-out can use it.
 
 ``dataset: ml-100k`` is the copy shipped inside RecBole's wheel; ``path: /dir/<name>`` is
 any atomic dataset (``/dir/<name>/<name>.inter``). Problems are ``DataError``s that name
-the file and what is wrong, before RecBole is asked to read anything.
+the file (and the line) and what is wrong, found before RecBole is asked to read anything:
+the scenario's pre-flight check runs all of this before any MLflow run exists.
+
+What RecBole keeps is computed here the way RecBole computes it
+(``Dataset._filter_nan_user_or_item`` then ``Dataset._filter_by_inter_num``): rows without
+a user or item are dropped, then users and items outside their count intervals are
+dropped over and over until none is left to drop (a k-core when both lower bounds are k).
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import hashlib
+import json
 import os
-import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from scenarios.recsys.grammar import Interval, dataset_name, parse_interval
 from suite.errors import DataError
 
 SHIPPED = ("ml-100k",)
 MIN_INTERACTIONS = 3  # leave-one-out needs a training item, a validation item and a test item
+FEATURE_TYPES = ("token", "token_seq", "float", "float_seq")  # RecBole's FeatureType values
+ROLE_TYPES = {"user": "token", "item": "token", "order (time)": "float"}
+SUBSET_FORMAT = 2  # bump when the subset file layout changes: old cache entries are then never reused
 
 
 @dataclass(frozen=True)
@@ -30,21 +42,44 @@ class AtomicFields:
     item: str = "item_id"
     time: str = "timestamp"
 
+    def by_role(self) -> dict[str, str]:
+        return {"user": self.user, "item": self.item, "order (time)": self.time}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """RecBole's count filters: ``user_inter_num_interval`` and ``item_inter_num_interval``."""
+
+    user: str | None = None
+    item: str | None = None
+
 
 @dataclass(frozen=True)
 class AtomicDataset:
-    """A validated atomic dataset: ``data_path/<name>/<name>.inter``."""
+    """A validated atomic dataset: ``data_path/<name>/<name>.inter``, and what RecBole will keep of it."""
 
     name: str
     data_path: Path  # the folder that holds the <name>/ folder
     fields: AtomicFields
     users: int
+    items: int
     interactions: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    digest: str  # sha256 of the .inter file RecBole reads
+    source: Path  # the user's .inter file (the subset's origin when max_users is set)
+    label: str  # what a person calls it: 'ml-100k', or 'ml-100k-u20' for its first 20 users
 
     @property
     def inter_file(self) -> Path:
         return self.data_path / self.name / f"{self.name}.inter"
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What RecBole keeps after its filters: counts, for the pre-flight and the run's record."""
+
+    users: int
+    items: int
+    interactions: int
 
 
 def shipped_dataset_dir(name: str) -> Path:
@@ -63,6 +98,10 @@ def locate(dataset: str, path: str | None) -> tuple[str, Path]:
                 f"{path}: dataset folder not found (expected {folder}/{folder.name}.inter; "
                 "the Beauty/Sports/Yelp text files convert with `suite convert-sequences`)"
             )
+        try:
+            dataset_name(folder.name)
+        except ValueError as error:
+            raise DataError(f"{path}: the folder name is the RecBole dataset name: {error}") from None
         return folder.name, folder
     if dataset in SHIPPED:
         return dataset, shipped_dataset_dir(dataset)
@@ -72,80 +111,193 @@ def locate(dataset: str, path: str | None) -> tuple[str, Path]:
     )
 
 
+@contextlib.contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Undecodable bytes become one line that names the file and the byte offset."""
+    try:
+        yield
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start : error.start + 1]
+        raise DataError(f"{path}: not UTF-8 text (undecodable byte {byte!r} at offset {error.start})") from None
+
+
 def read_header(inter_file: Path) -> dict[str, str]:
-    """Field name -> RecBole type from the header line ``name:type<TAB>...``."""
+    """Field name -> RecBole type from the header line ``name:type<TAB>...``, checked the way RecBole reads it."""
     if not inter_file.is_file():
         raise DataError(f"{inter_file}: interaction file not found")
-    with inter_file.open(encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\n\r")
+    with _decoding(inter_file), inter_file.open(encoding="utf-8", newline="") as handle:
+        header = handle.readline()
+    if header.endswith("\r\n"):
+        raise DataError(f"{inter_file}: Windows line endings (CRLF); RecBole reads the last header type with a '\\r' (convert to LF)")
     columns = {}
-    for column in header.split("\t"):
-        name, _, kind = column.partition(":")
-        columns[name.strip()] = kind.strip()
+    for column in header.rstrip("\n").split("\t"):
+        name, sep, kind = column.partition(":")
+        if not sep or kind not in FEATURE_TYPES:
+            raise DataError(f"{inter_file}: header column {column!r}: expected name:type with type one of {', '.join(FEATURE_TYPES)}")
+        columns[name] = kind
     return columns
 
 
 def check_fields(inter_file: Path, fields: AtomicFields) -> None:
-    """Each of the user, item and order fields must be a column of the ``.inter`` file."""
+    """Each of the user, item and order fields must be a column of the ``.inter`` file, of the type RecBole needs."""
     columns = read_header(inter_file)
-    for role, name in (("user", fields.user), ("item", fields.item), ("order (time)", fields.time)):
+    listed = ", ".join(f"{key}:{kind}" for key, kind in columns.items())
+    for role, name in fields.by_role().items():
         if name not in columns:
-            listed = ", ".join(f"{key}:{kind}" for key, kind in columns.items())
             raise DataError(f"{inter_file}: missing the {role} field '{name}' (columns: {listed})")
+        if columns[name] != ROLE_TYPES[role]:
+            raise DataError(f"{inter_file}: the {role} field '{name}' is {columns[name]}, expected {name}:{ROLE_TYPES[role]}")
 
 
 def read_interactions(inter_file: Path, fields: AtomicFields) -> pd.DataFrame:
+    """The user, item and time columns as strings (missing values as NaN, as RecBole reads them)."""
     columns = read_header(inter_file)
     names = [f"{name}:{columns[name]}" for name in (fields.user, fields.item, fields.time)]
-    frame = pd.read_csv(inter_file, sep="\t", usecols=names, dtype=str, keep_default_na=False)
+    with _decoding(inter_file):
+        try:
+            frame = pd.read_csv(inter_file, sep="\t", usecols=names, dtype=str, encoding="utf-8")
+        except pd.errors.ParserError as error:
+            raise DataError(f"{inter_file}: not a tab-separated atomic file ({' '.join(str(error).split())})") from None
     frame.columns = [fields.user, fields.item, fields.time]
+    check_timestamps(inter_file, frame, fields.time)
     return frame
 
 
-def lower_bound(interval: str | None) -> float:
-    """The lower bound of a RecBole interval string such as '[3,inf)' or '(2,10]'."""
-    if not interval:
-        return 0.0
-    match = re.fullmatch(r"\s*([\[(])\s*([^,]*)\s*,\s*([^\])]*)\s*[\])]\s*", interval)
-    if not match:
-        raise DataError(f"user_inter_num_interval '{interval}': expected an interval such as '[3,inf)'")
-    low = float(match.group(2) or 0)
-    return low if match.group(1) == "[" else math.floor(low) + 1
+def check_timestamps(inter_file: Path, frame: pd.DataFrame, time_field: str) -> None:
+    """Every order value must be a number: RecBole would stop on text, and fill a missing one with the mean."""
+    numbers = pd.to_numeric(frame[time_field], errors="coerce")
+    bad = numbers.isna()
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        value = frame[time_field].iloc[row]
+        shown = "missing" if pd.isna(value) else f"{value!r} is not a number"
+        raise DataError(f"{inter_file}:{_line_of_row(inter_file, row)}: {time_field} {shown} ({int(bad.sum())} such rows)")
 
 
-def check_leave_one_out(inter_file: Path, frame: pd.DataFrame, fields: AtomicFields, interval: str | None) -> int:
-    """Users kept by the interval must each have >= 3 interactions, and some must remain."""
-    counts = frame.groupby(fields.user).size()
-    kept = counts[counts >= lower_bound(interval)]
-    if kept.empty:
+def _line_of_row(inter_file: Path, row: int) -> int:
+    """The file line of data row ``row`` (0-based), counting the header and the blank lines pandas skips."""
+    seen = -1
+    with inter_file.open(encoding="utf-8") as handle:
+        next(handle)
+        for number, line in enumerate(handle, start=2):
+            if line.strip("\r\n"):
+                seen += 1
+                if seen == row:
+                    return number
+    return row + 2
+
+
+def first_users(frame: pd.DataFrame, fields: AtomicFields, max_users: int | None) -> pd.DataFrame:
+    """The rows of the first ``max_users`` users in file order (all rows when None)."""
+    if max_users is None:
+        return frame
+    users = pd.unique(frame[fields.user].dropna())[:max_users]
+    return frame[frame[fields.user].isin(set(users))]
+
+
+def recbole_filter(frame: pd.DataFrame, fields: AtomicFields, filters: Filters) -> pd.DataFrame:
+    """The rows RecBole keeps: no missing user or item, then the count intervals iterated until stable."""
+    kept = frame.dropna(subset=[fields.user, fields.item])
+    user_interval = parse_interval(filters.user) if filters.user else None
+    item_interval = parse_interval(filters.item) if filters.item else None
+    while user_interval or item_interval:
+        drop = _outside(kept[fields.user], user_interval) | _outside(kept[fields.item], item_interval)
+        if not drop.any():
+            break
+        kept = kept[~drop]
+    return kept
+
+
+def _outside(ids: pd.Series, interval: Interval | None) -> pd.Series:
+    """Rows whose id has a count outside ``interval`` (none when there is no interval)."""
+    if interval is None:
+        return pd.Series(False, index=ids.index)
+    inside = ids.value_counts().map(interval.contains)
+    return ~ids.map(inside).astype(bool)
+
+
+def check_leave_one_out(inter_file: Path, frame: pd.DataFrame, fields: AtomicFields, filters: Filters) -> Kept:
+    """After RecBole's filters some users must remain, each with >= 3 interactions."""
+    kept = recbole_filter(frame, fields, filters)
+    counts = kept.groupby(fields.user).size()
+    if counts.empty:
         raise DataError(
             f"{inter_file}: no users left for leave-one-out after filtering "
-            f"(user_inter_num_interval {interval!r}; {len(counts)} users before)"
+            f"(user_inter_num_interval {filters.user!r}, item_inter_num_interval {filters.item!r}; "
+            f"{frame[fields.user].nunique()} users, {frame[fields.item].nunique()} items before)"
         )
-    short = kept[kept < MIN_INTERACTIONS]
+    short = counts[counts < MIN_INTERACTIONS]
     if not short.empty:
         raise DataError(
             f"{inter_file}: {len(short)} users have fewer than {MIN_INTERACTIONS} interactions, too few for "
             f"leave-one-out (e.g. user {short.index[0]!r} has {int(short.iloc[0])}); "
             "set scenario.user_inter_num_interval: '[3,inf)'"
         )
-    return len(kept)
+    return Kept(users=len(counts), items=int(kept[fields.item].nunique()), interactions=len(kept))
+
+
+def kept_after_filters(inter_file: Path, fields: AtomicFields, max_users: int | None, filters: Filters) -> Kept:
+    """Read, check and filter ``inter_file`` as RecBole will (the first ``max_users`` users when set)."""
+    check_fields(inter_file, fields)
+    stat = inter_file.stat()
+    return _kept_of_version(str(inter_file), stat.st_size, stat.st_mtime_ns, fields, max_users, filters)
+
+
+@lru_cache(maxsize=32)
+def _kept_of_version(path: str, size: int, mtime_ns: int, fields: AtomicFields, max_users: int | None, filters: Filters) -> Kept:
+    """One read per file version and options in a process: a sweep's grid points share the check."""
+    inter_file = Path(path)
+    frame = first_users(read_interactions(inter_file, fields), fields, max_users)
+    return check_leave_one_out(inter_file, frame, fields, filters)
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes: the identity of a dataset version, and the key of every cache derived from it."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=32)
+def _digest_of_version(path: str, size: int, mtime_ns: int) -> str:
+    return file_digest(Path(path))
+
+
+def content_digest(path: Path) -> str:
+    """``file_digest``, computed once per file version in a process (a sweep checks one file many times)."""
+    stat = path.stat()
+    return _digest_of_version(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def subset_key(source_digest: str, fields: AtomicFields, max_users: int) -> str:
+    """The cache key of a subset: the source's content and every option that shapes the subset."""
+    shape = {"source": source_digest, "fields": [fields.user, fields.item, fields.time], "max_users": max_users, "format": SUBSET_FORMAT}
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
 
 def write_subset(frame: pd.DataFrame, source: Path, fields: AtomicFields, max_users: int, cache_dir: Path) -> tuple[str, Path]:
-    """Copy the first ``max_users`` users (in file order) into an atomic dataset of their own."""
-    users = pd.unique(frame[fields.user])[:max_users]
-    name = f"{source.stem}-u{max_users}"
+    """Copy the first ``max_users`` users (in file order) into an atomic dataset of their own.
+
+    The copy is named after the source's content hash and the options that shape it, so a
+    different file with the same name, or the same file after a fix, never reuses a stale copy.
+    """
+    key = subset_key(content_digest(source), fields, max_users)
+    name = f"{source.stem[:64]}-u{max_users}-{key[:12]}"
     folder = cache_dir / "recbole-subsets" / name
     target = folder / f"{name}.inter"
     if not target.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         columns = read_header(source)
-        subset = frame[frame[fields.user].isin(set(users))]
+        subset = first_users(frame, fields, max_users)
         header = "\t".join(f"{key}:{columns[key]}" for key in (fields.user, fields.item, fields.time))
         tmp = target.with_suffix(f".tmp{os.getpid()}")
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(header + "\n")
-            subset.to_csv(handle, sep="\t", header=False, index=False)
-        tmp.replace(target)
+        try:
+            with tmp.open("w", encoding="utf-8") as handle:
+                handle.write(header + "\n")
+                subset.to_csv(handle, sep="\t", header=False, index=False)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return name, folder.parent

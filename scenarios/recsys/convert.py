@@ -3,13 +3,20 @@
 Beauty, Sports and Yelp circulate in this format in the CL4SRec/CoSeRec/MCLRec line of
 work: one line per user, items in interaction order. RecBole's sequential models need an
 order field, so the position of each item in its line becomes the ``timestamp`` column.
+
+A conversion either writes ``<out>/<name>/<name>.inter`` whole or leaves nothing behind:
+the file is written under a temporary name and renamed at the end, and on any failure the
+temporary file and every folder the conversion created are removed again.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from scenarios.recsys.grammar import dataset_name
 from suite.errors import DataError
 
 HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
@@ -19,27 +26,61 @@ def convert_sequences(source: str | Path, out_dir: str | Path, name: str | None 
     """Write ``<out_dir>/<name>/<name>.inter`` from ``source``; returns the .inter path."""
     source = Path(source)
     if not source.is_file():
-        raise DataError(f"{source}: sequence file not found")
+        raise DataError(f"{source}: sequence file not found" if not source.exists() else f"{source}: not a file")
     name = name or source.stem
+    try:
+        dataset_name(name)
+    except ValueError as error:
+        raise DataError(f"--name {name!r}: the name becomes the RecBole dataset name and its folder: {error}") from None
     folder = Path(out_dir) / name
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.inter"
-    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    with _created_folders(folder):
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        try:
+            _write(source, tmp)
+            tmp.replace(target)
+        except OSError as error:
+            raise DataError(f"{error.filename or target}: cannot write the converted dataset ({error.strerror or error})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target
+
+
+def _write(source: Path, tmp: Path) -> None:
+    """Stream ``source`` into ``tmp`` as an atomic ``.inter`` file; bad input raises before the rename."""
     users = 0
-    with source.open(encoding="utf-8") as lines, tmp.open("w", encoding="utf-8") as out:
+    with source.open("rb") as lines, tmp.open("w", encoding="utf-8") as out:
         out.write(HEADER)
-        for number, line in enumerate(lines, start=1):
-            tokens = line.split()
+        for number, raw in enumerate(lines, start=1):
+            try:
+                tokens = raw.decode("utf-8").split()
+            except UnicodeDecodeError as error:
+                raise DataError(f"{source}:{number}: not UTF-8 text (undecodable byte {raw[error.start : error.start + 1]!r})") from None
             if not tokens:
                 continue
             if len(tokens) < 2:
-                tmp.unlink()
                 raise DataError(f"{source}:{number}: expected 'user item1 item2 ...', got only {tokens[0]!r}")
             user, items = tokens[0], tokens[1:]
             out.writelines(f"{user}\t{item}\t{position}\n" for position, item in enumerate(items))
             users += 1
     if users == 0:
-        tmp.unlink()
         raise DataError(f"{source}: no sequences found (expected lines 'user item1 item2 ...')")
-    tmp.replace(target)
-    return target
+
+
+@contextmanager
+def _created_folders(folder: Path) -> Iterator[None]:
+    """Create ``folder`` (and missing parents); on failure remove the ones created here if they are empty."""
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"{error.filename or folder}: cannot create the output folder ({error.strerror or error})") from None
+    try:
+        yield
+    except BaseException:
+        for path in missing:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from recbole.model.sequential_recommender import SASRec
 
 from suite.api import MethodEntry, ModelEntry, NoOptions, Options, RunContext
+from suite.sequential.train_options import SequentialTrainOptions
 
 FAMILY = "sequential"
 
@@ -107,24 +108,6 @@ def build_mclrec(options: MCLRecOptions) -> tuple[type, dict[str, Any]]:
         "shared_augmenter": options.shared_augmenter,
     }
     return MCLRec, {**options.encoder_fragment(), **options.contrastive_fragment(), **switches}
-
-
-class SequentialTrainOptions(Options):
-    """The spec's ``train`` section for RecBole runs (leave-one-out, full ranking)."""
-
-    epochs: int = Field(default=50, gt=0)
-    train_batch_size: int = Field(default=256, gt=0)
-    eval_batch_size: int = Field(default=2048, gt=0)
-    learning_rate: float = Field(default=0.001, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    stopping_step: int = Field(default=10, gt=0)
-    valid_metric: str = "NDCG@10"
-    metrics: list[str] = Field(default_factory=lambda: ["Hit", "NDCG"])
-    topk: list[int] = Field(default_factory=lambda: [5, 10, 20])
-    device: Literal["cpu", "cuda"] = "cpu"
-    num_threads: int | None = Field(
-        default=None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)"
-    )
 
 
 class MetaTrainerOptions(Options):

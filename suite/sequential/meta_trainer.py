@@ -1,11 +1,7 @@
-"""RecBole trainers whose checkpoints the suite owns, and MCLRec's bilevel meta-trainer.
+"""RecBole trainers with the suite's mixins (``checkpointing.py``), and MCLRec's bilevel meta-trainer.
 
-RecBole pickles its ``Config`` into checkpoints, which ``torch.load`` refuses under
-``weights_only=True`` (torch >= 2.6): ``evaluate(load_best_model=True)`` and
-``resume_checkpoint`` break. ``SuiteCheckpointing`` saves state dicts, tensors and plain
-numbers only and loads them back with ``weights_only=True``. It also reports each epoch's
-losses and validation metrics to an optional ``epoch_listener`` (the pipeline sends them
-to MLflow). ``SuiteTrainer`` is RecBole's ``Trainer`` with only that changed;
+The mixins give weights-only checkpoints with resume, per-epoch reports and anomaly
+detection off during ``fit``. ``SuiteTrainer`` is RecBole's ``Trainer`` with only that changed;
 ``MetaTrainer`` runs MCLRec's per-batch bilevel optimization (METHODS.md section 2):
 
 1. encoder step: augmenters frozen, encoder updated with L0;
@@ -20,101 +16,20 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from recbole.trainer import Trainer
 from torch.nn.utils import clip_grad_norm_
 
-EpochListener = Callable[[str, int, dict[str, float]], None]
+from suite.sequential.checkpointing import AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints
 
 
-class SuiteCheckpointing:
-    """Mixin for RecBole trainers: weights-only checkpoints and per-epoch reporting."""
-
-    epoch_listener: EpochListener | None = None
-    _current_epoch: int = 0
-
-    def fit(self, *args: Any, **kwargs: Any) -> Any:
-        """RecBole's ``fit`` with autograd anomaly detection off.
-
-        Importing ``recbole.model.sequential_recommender`` runs SINE's module-level
-        ``torch.autograd.set_detect_anomaly(True)``, which checks every backward node for
-        NaN and makes every model train about 1.5x slower; the previous mode is restored.
-        """
-        with torch.autograd.set_detect_anomaly(False):
-            return super().fit(*args, **kwargs)
-
-    # -- checkpoints --------------------------------------------------------------------
-
-    def checkpoint_state(self, epoch: int) -> dict[str, Any]:
-        """Everything needed to resume: state dicts, tensors and plain numbers only."""
-        return {
-            "epoch": int(epoch),
-            "cur_step": int(self.cur_step),
-            "best_valid_score": float(self.best_valid_score),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-        }
-
-    def load_checkpoint_state(self, state: dict[str, Any], with_optimizers: bool = True) -> None:
-        self.model.load_state_dict(state["model"])
-        if with_optimizers:
-            self.optimizer.load_state_dict(state["optimizer"])
-
-    def _save_checkpoint(self, epoch: int, verbose: bool = True, **kwargs: Any) -> None:
-        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        torch.save(self.checkpoint_state(epoch), saved_model_file)
-
-    def resume_checkpoint(self, resume_file: str) -> None:
-        """Resume training from a checkpoint written by ``_save_checkpoint`` (weights only)."""
-        self.saved_model_file = str(resume_file)
-        state = torch.load(self.saved_model_file, map_location=self.device, weights_only=True)
-        self.start_epoch = state["epoch"] + 1
-        self.cur_step = state["cur_step"]
-        self.best_valid_score = state["best_valid_score"]
-        self.load_checkpoint_state(state)
-
-    def evaluate(self, eval_data: Any, load_best_model: bool = True, model_file: str | None = None, show_progress: bool = False) -> Any:
-        """RecBole's evaluation; the best model is loaded from the suite's weights-only checkpoint."""
-        if eval_data and load_best_model:
-            state = torch.load(model_file or self.saved_model_file, map_location=self.device, weights_only=True)
-            self.load_checkpoint_state(state, with_optimizers=False)
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
-
-    # -- reporting ----------------------------------------------------------------------
-
-    def _report(self, kind: str, values: dict[str, float]) -> None:
-        if self.epoch_listener is not None:
-            self.epoch_listener(kind, self._current_epoch, values)
-
-    def _train_epoch(self, train_data: Any, epoch_idx: int, loss_func: Any = None, show_progress: bool = False) -> Any:
-        self._current_epoch = epoch_idx
-        total = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
-        self._report("train", self._epoch_losses(total, max(len(train_data), 1)))
-        return total
-
-    def _epoch_losses(self, total: Any, batches: int) -> dict[str, float]:
-        """Mean per batch of RecBole's summed epoch loss (or of each term of a tuple)."""
-        if isinstance(total, tuple):
-            names = getattr(self.model, "loss_term_names", None) or [str(index + 1) for index in range(len(total))]
-            losses = {f"loss_{name}": value / batches for name, value in zip(names, total)}
-            losses["loss"] = sum(total) / batches
-            return losses
-        return {"loss": float(total) / batches}
-
-    def _valid_epoch(self, valid_data: Any, show_progress: bool = False) -> Any:
-        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
-        self._report("valid", {key: float(value) for key, value in result.items()})
-        return score, result
-
-
-class SuiteTrainer(SuiteCheckpointing, Trainer):
+class SuiteTrainer(AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints, Trainer):
     """RecBole's own ``Trainer`` (its training step untouched) with suite-owned checkpoints."""
 
 
-class MetaTrainer(SuiteCheckpointing, Trainer):
+class MetaTrainer(AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints, Trainer):
     """MCLRec's bilevel meta-optimization per batch; a RecBole ``Trainer`` in every other way.
 
     ``self.optimizer`` updates the encoder (everything, when ``joint``);

@@ -1,0 +1,149 @@
+"""Sequential resume: a run interrupted after an epoch and resumed from its CheckpointStore ends with
+exactly the metrics of an uninterrupted run (CPU), in the same MLflow run, without retraining the
+epochs it had finished. SASRec (RecBole's own training step) and MCLRec (two optimizers, random
+augmentations) each interrupted mid-training; SASRec also after training, during the test evaluation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from test_sequential_pipeline import SMALL, write_ring_dataset
+
+from scenarios.recsys.entries import RECBOLE
+from suite.api import NoOptions, RunContext
+from suite.checkpoints import CheckpointStore
+from suite.seeding import seed_everything
+from suite.sequential import entries as P
+from suite.sequential import pipeline
+from suite.sequential.train_options import SequentialTrainOptions
+from suite.tracking import Tracker
+
+EPOCHS = 3
+MODELS = {
+    "sasrec": (P.SASREC, P.SASRecOptions(**SMALL), P.RECBOLE_TRAINER, NoOptions()),
+    "mclrec": (P.MCLREC, P.MCLRecOptions(**SMALL), P.MCLREC_TRAINER, P.MetaTrainerOptions()),
+}
+
+
+class Interrupted(Exception):
+    """Stands for the kill: raised from inside the run, after some epochs were saved."""
+
+
+def _tracker(uri: str, tmp: Path) -> Tracker:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("resume") or client.get_experiment(
+        client.create_experiment("resume", artifact_location=(tmp / "artifacts").as_uri())
+    )
+    return Tracker(uri, client.create_run(experiment.experiment_id).info.run_id)
+
+
+def _run(name: str, tracker: Tracker, data: Path, run_dir: Path) -> dict[str, float]:
+    """One attempt of a child run, as the launcher makes it: a fresh run folder, seeded, the run's own store."""
+    model_entry, model_options, method, method_options = MODELS[name]
+    run_dir.mkdir()
+    ctx = RunContext(
+        seed=0,
+        scenario_entry=RECBOLE,
+        scenario_options=RECBOLE.options(path=str(data), max_seq_length=10),
+        model_entry=model_entry,
+        model_options=model_options,
+        method_options=method_options,
+        train_options=SequentialTrainOptions(epochs=EPOCHS, train_batch_size=64, eval_batch_size=128, topk=[5, 10], num_threads=1),
+        tracker=tracker,
+        run_dir=run_dir,
+        cache_dir=run_dir.parent / "cache",
+        quiet=True,
+        checkpoints=CheckpointStore(tracker, run_dir),
+    )
+    seed_everything(0)
+    return method.run(ctx)
+
+
+def _augmentation_generator_in_state_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MCLRec draws its augmentations from a generator of its own, whose state belongs in the model's
+    ``state_dict`` (the seqmodel branch puts it there); until it does, this test lends the model that state."""
+    from models.mclrec import MCLRec
+
+    if MCLRec.get_extra_state is torch.nn.Module.get_extra_state:
+        monkeypatch.setattr(MCLRec, "get_extra_state", lambda self: {"augment_rng": self.augment.rng.bit_generator.state})
+        monkeypatch.setattr(
+            MCLRec, "set_extra_state", lambda self, state: setattr(self.augment.rng.bit_generator, "state", state["augment_rng"])
+        )
+
+
+def _history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((point.step, point.value) for point in MlflowClient(uri).get_metric_history(run_id, key))
+
+
+def _interrupt_at_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> list[int]:
+    """Raise once, when epoch ``epoch`` reports its training loss (before it is logged or saved).
+
+    Returns the list of epochs trained, from then on, by every attempt.
+    """
+    trained: list[int] = []
+    raised: list[bool] = []
+    original = pipeline.EpochLog.__call__
+
+    def call(self: pipeline.EpochLog, kind: str, at: int, values: dict[str, float]) -> None:
+        if kind == "train":
+            trained.append(at)
+            if at == epoch and not raised:
+                raised.append(True)
+                raise Interrupted(f"killed in epoch {at}")
+        original(self, kind, at, values)
+
+    monkeypatch.setattr(pipeline.EpochLog, "__call__", call)
+    return trained
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_run_interrupted_after_an_epoch_resumes_to_the_same_metrics(
+    name: str, tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _augmentation_generator_in_state_dict(monkeypatch)
+    data = write_ring_dataset(tmp_path / "data")
+    whole = _tracker(tracking_uri, tmp_path)
+    expected = _run(name, whole, data, tmp_path / "whole")
+
+    resumed = _tracker(tracking_uri, tmp_path)
+    trained = _interrupt_at_epoch(monkeypatch, 2)
+    with pytest.raises(Interrupted):
+        _run(name, resumed, data, tmp_path / "first")
+    state = torch.load(tmp_path / "first" / "checkpoints" / "resume.pt", weights_only=True)
+    assert state["epoch"] == 1 and {"rng", "loader_generators", "best_checkpoint"} <= set(state)
+    if name == "mclrec":
+        assert {"encoder_optimizer", "augmenter_optimizer"} <= set(state)  # both of MetaTrainer's optimizers
+    trained.clear()
+    final = _run(name, resumed, data, tmp_path / "second")
+
+    assert final == expected  # exact, every metric
+    assert trained == [2]  # epochs 0 and 1 were not trained again
+    loss_key = "train.loss_total" if name == "mclrec" else "train.loss"
+    for key in (loss_key, "valid_epoch.ndcg_at_10"):
+        assert _history(tracking_uri, resumed.run_id, key) == _history(tracking_uri, whole.run_id, key)
+    metrics = MlflowClient(tracking_uri).get_run(resumed.run_id).data.metrics
+    assert metrics["best_valid.ndcg_at_10"] == MlflowClient(tracking_uri).get_run(whole.run_id).data.metrics["best_valid.ndcg_at_10"]
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_after_training_only_evaluates_again(tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = write_ring_dataset(tmp_path / "data")
+    expected = _run("sasrec", _tracker(tracking_uri, tmp_path), data, tmp_path / "whole")
+    original = pipeline.evaluate_test
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        monkeypatch.setattr(pipeline, "evaluate_test", original)
+        raise Interrupted("killed while testing")
+
+    monkeypatch.setattr(pipeline, "evaluate_test", interrupted)
+    tracker = _tracker(tracking_uri, tmp_path)
+    with pytest.raises(Interrupted):
+        _run("sasrec", tracker, data, tmp_path / "first")
+    trained = _interrupt_at_epoch(monkeypatch, -1)  # records any epoch trained
+    assert _run("sasrec", tracker, data, tmp_path / "second") == expected
+    assert trained == []
