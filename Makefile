@@ -42,7 +42,7 @@ compat:
 	$(PYTHON) tools/compat.py lower-bounds > $(COMPAT_VENV)/lower-bounds.txt; \
 	$(COMPAT_BIN)/python -m pip install --quiet --disable-pip-version-check -c $(COMPAT_VENV)/lower-bounds.txt -e '.[test]'; \
 	$(COMPAT_BIN)/python -m pip check; \
-	$(COMPAT_BIN)/python -m pip freeze --exclude-editable > $(COMPAT_VENV)/installed.txt; \
+	$(COMPAT_BIN)/python -m pip freeze --all --exclude-editable > $(COMPAT_VENV)/installed.txt; \
 	tests=0; $(COMPAT_BIN)/python -m pytest -q -m "not slow" || tests=$$?; \
 	$(PYTHON) tools/compat.py keeps-newer-torch; \
 	echo "compat: $$(( $$(date +%s) - start )) s; $(COMPAT_VENV) holds $$(du -sh $(COMPAT_VENV) | cut -f1)" \
