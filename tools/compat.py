@@ -132,6 +132,8 @@ def keeps_newer_torch(project: Path, torch_version: str) -> bool:
         listed = installed(python)
         kept_set = ", ".join(f"{name} {listed.get(name, 'missing')}" for name in TORCH_SET)
         print(f"target environment, as pip lists it: {kept_set} (+ {len(listed) - len(TORCH_SET)} packages they require)")
+        if listed.get("torch") != torch_version:
+            raise RuntimeError(f"pip does not list torch {torch_version} as installed in {folder / 'env'}: the check would prove nothing")
         plan = dry_run(python, ["-e", str(project)], folder / "suite.json")
     would = {canonical(item["metadata"]["name"]): item["metadata"]["version"] for item in plan}
     changed = sorted(name for name in stack if name in would)
