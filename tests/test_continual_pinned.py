@@ -1,0 +1,149 @@
+"""Behaviour pinned: a tiny continual run of every method gives exactly the metrics it gave before the refactor.
+
+Issue 12's acceptance ("the refactor changes no behaviour"): the values below were recorded on
+the code before the continual family was reorganized (one file per method, heads in COCONUT's
+plugin, metrics computed by metric objects), and every later change must reproduce them bit
+for bit on CPU. A deliberate change of behaviour updates a value here and says why in its commit.
+
+``weights`` is the sum of the final seq2seq weights (the base model only: COCONUT's projection
+heads are not part of it), a fingerprint far more sensitive than the accuracies of 12 test
+utterances per experience.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from suite.api import NoOptions, RunContext, ScenarioEntry
+from suite.continual import entries as registry
+from suite.continual.options import ContinualTrain, SLUModelOptions
+from suite.continual.synthetic import build_synthetic_slu
+from suite.tracking import Tracker
+
+torch.set_num_threads(1)
+
+TINY = ScenarioEntry(
+    name="synthetic-slu",
+    family="continual",
+    options=NoOptions,
+    build=lambda options, build: build_synthetic_slu(per_class=(16, 2, 6), seed=build.seed),
+)
+
+PINNED: dict[str, dict[str, float]] = {
+    "finetune": {
+        "avg_acc": 33.333333333333336,
+        "last_acc": 0.0,
+        "forgetting": 50.0,
+        "bwt": -50.0,
+        "wer": 86.11111111111111,
+        "weights": 593.5277670242481,
+    },
+    "joint": {
+        "avg_acc": 66.66666666666667,
+        "last_acc": 66.66666666666667,
+        "forgetting": 0.0,
+        "bwt": 0.0,
+        "wer": 65.97222222222223,
+        "weights": 557.4484817771029,
+    },
+    "replay": {
+        "avg_acc": 47.22222222222222,
+        "last_acc": 16.666666666666668,
+        "forgetting": 50.0,
+        "bwt": -50.0,
+        "wer": 78.47222222222223,
+        "weights": 588.6716738805882,
+    },
+    "ewc": {
+        "avg_acc": 41.666666666666664,
+        "last_acc": 0.0,
+        "forgetting": 75.0,
+        "bwt": -75.0,
+        "wer": 86.80555555555556,
+        "weights": 577.498631458016,
+    },
+    "lwf": {
+        "avg_acc": 33.333333333333336,
+        "last_acc": 0.0,
+        "forgetting": 50.0,
+        "bwt": -50.0,
+        "wer": 91.66666666666667,
+        "weights": 594.6909618121387,
+    },
+    "akd": {
+        "avg_acc": 47.22222222222222,
+        "last_acc": 16.666666666666668,
+        "forgetting": 50.0,
+        "bwt": -50.0,
+        "wer": 81.94444444444444,
+        "weights": 570.8003919638952,
+    },
+    "skd": {
+        "avg_acc": 61.111111111111114,
+        "last_acc": 33.333333333333336,
+        "forgetting": 0.0,
+        "bwt": 0.0,
+        "wer": 73.61111111111111,
+        "weights": 578.1312628981146,
+    },
+    "coconut": {
+        "avg_acc": 41.666666666666664,
+        "last_acc": 0.0,
+        "forgetting": 50.0,
+        "bwt": -50.0,
+        "wer": 84.72222222222223,
+        "weights": 546.171248803806,
+    },
+}
+
+
+def pinned_run(store: tuple, method: str) -> dict[str, float]:
+    """Seed 1, 3 experiences of 2 classes, 4 epochs, tiny preset; replay buffer of 12 with 8 per batch."""
+    uri, client, experiment, root = store
+    entry = getattr(registry, method.upper())
+    options = {"replay": {"size": 12, "batch_size_mem": 8}} if "replay" in entry.options.model_fields else {}
+    run = client.create_run(experiment)
+    run_dir = Path(root) / run.info.run_id
+    run_dir.mkdir()
+    context = RunContext(
+        seed=1,
+        scenario_entry=TINY,
+        scenario_options=NoOptions(),
+        model_entry=registry.SLU_SEQ2SEQ,
+        model_options=SLUModelOptions(preset="tiny"),
+        method_options=entry.options.model_validate(options),
+        train_options=ContinualTrain(epochs=4, batch_size=16, lr=3e-3, num_threads=1, echo=False),
+        tracker=Tracker(uri, run.info.run_id),
+        run_dir=run_dir,
+        cache_dir=run_dir,
+        quiet=True,
+    )
+    summary = entry.run(context)
+    result = {key: summary[key] for key in ("avg_acc", "last_acc", "forgetting", "bwt", "wer")}
+    result["weights"] = final_weights_sum(client, run.info.run_id, run_dir)
+    return result
+
+
+def final_weights_sum(client: MlflowClient, run_id: str, folder: Path) -> float:
+    state = torch.load(client.download_artifacts(run_id, "checkpoints/final.pt", str(folder)), weights_only=True)["model"]
+    heads = ("nspt_head.", "mm_audio_head.", "mm_text_head.")
+    return float(sum(value.double().sum() for key, value in state.items() if not key.startswith(heads)))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pinned")
+    uri = f"sqlite:///{root}/m.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("pinned", artifact_location=(root / "artifacts").as_uri())
+    return uri, client, experiment, root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["finetune", "joint", "replay", "ewc", "lwf", "akd", "skd", "coconut"])
+def test_tiny_run_reproduces_the_pinned_metrics(store, method):
+    assert pinned_run(store, method) == PINNED[method]
