@@ -12,8 +12,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from suite import registry
 from suite.api import NoOptions, RunContext, ScenarioEntry
-from suite.continual import entries as registry
+from suite.continual.entries import SLU_SEQ2SEQ
 from suite.continual.options import ContinualTrain, SLUModelOptions
 from suite.continual.synthetic import build_synthetic_slu
 from suite.tracking import Tracker
@@ -42,7 +43,7 @@ def store(tmp_path_factory):
 def run_method(store, method, seed=0, epochs=6, method_options=None, **train):
     uri, client, experiment, root = store
     run = client.create_run(experiment)
-    plugin = getattr(registry, method.upper())
+    plugin = registry.get("method", method)
     options = {"replay": {"size": 24}} if "replay" in plugin.options.model_fields else {}
     options.update(method_options or {})
     run_dir = Path(root) / run.info.run_id
@@ -51,7 +52,7 @@ def run_method(store, method, seed=0, epochs=6, method_options=None, **train):
         seed=seed,
         scenario_entry=SYNTHETIC,
         scenario_options=NoOptions(),
-        model_entry=registry.SLU_SEQ2SEQ,
+        model_entry=SLU_SEQ2SEQ,
         model_options=SLUModelOptions(preset="tiny"),
         method_options=plugin.options.model_validate(options),
         train_options=ContinualTrain(epochs=epochs, batch_size=16, lr=3e-3, num_threads=1, echo=False, **train),
@@ -91,9 +92,7 @@ def test_accuracy_matrix_artifact_and_checkpoint_load(store, tmp_path):
     assert rows[0][1] is None and rows[2][0] is not None  # future experiences not evaluated
     checkpoint = torch.load(client.download_artifacts(run_id, "checkpoints/final.pt", str(tmp_path)), weights_only=True)
     assert checkpoint["experiences_trained"] == 3
-    model = registry.SLU_SEQ2SEQ.build(
-        SLUModelOptions(preset="tiny"), vocab_size=checkpoint["model"]["output.weight"].shape[0], n_mels=20, pad_id=0
-    )
+    model = SLU_SEQ2SEQ.build(SLUModelOptions(preset="tiny"), vocab_size=checkpoint["model"]["output.weight"].shape[0], n_mels=20, pad_id=0)
     model.load_state_dict(checkpoint["model"])
 
 

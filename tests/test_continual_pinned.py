@@ -18,8 +18,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from suite import registry
 from suite.api import NoOptions, RunContext, ScenarioEntry
-from suite.continual import entries as registry
+from suite.continual.entries import SLU_SEQ2SEQ
 from suite.continual.options import ContinualTrain, SLUModelOptions
 from suite.continual.synthetic import build_synthetic_slu
 from suite.tracking import Tracker
@@ -104,7 +105,7 @@ PINNED: dict[str, dict[str, float]] = {
 def pinned_run(store: tuple, method: str) -> dict[str, float]:
     """Seed 1, 3 experiences of 2 classes, 4 epochs, tiny preset; replay buffer of 12 with 8 per batch."""
     uri, client, experiment, root = store
-    entry = getattr(registry, method.upper())
+    entry = registry.get("method", method)
     options = {"replay": {"size": 12, "batch_size_mem": 8}} if "replay" in entry.options.model_fields else {}
     run = client.create_run(experiment)
     run_dir = Path(root) / run.info.run_id
@@ -113,7 +114,7 @@ def pinned_run(store: tuple, method: str) -> dict[str, float]:
         seed=1,
         scenario_entry=TINY,
         scenario_options=NoOptions(),
-        model_entry=registry.SLU_SEQ2SEQ,
+        model_entry=SLU_SEQ2SEQ,
         model_options=SLUModelOptions(preset="tiny"),
         method_options=entry.options.model_validate(options),
         train_options=ContinualTrain(epochs=4, batch_size=16, lr=3e-3, num_threads=1, echo=False),

@@ -6,12 +6,15 @@ import pytest
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
-from suite.continual.coconut import CoconutPlugin
+from suite.continual import coconut as coconut_method
+from suite.continual import replay as replay_method
+from suite.continual.coconut import CoconutOptions, CoconutPlugin
 from suite.continual.entries import SLU_SEQ2SEQ
-from suite.continual.options import CoconutOptions, ContinualTrain, ReplayMethodOptions, ReplayOptions, SLUModelOptions
-from suite.continual.replay import Seq2SeqReplayPlugin, buffer_size
-from suite.continual.runner import build_strategy, seed_all
+from suite.continual.options import ContinualTrain, SLUModelOptions
+from suite.continual.replay import ReplayMethodOptions, ReplayOptions, Seq2SeqReplayPlugin, buffer_size
+from suite.continual.runner import make_strategy
 from suite.continual.synthetic import build_synthetic_slu
+from suite.seeding import seed_everything
 
 torch.set_num_threads(1)
 
@@ -27,12 +30,12 @@ class BatchRecorder(SupervisedPlugin):
         self.batches.append((strategy.clock.train_exp_counter, strategy.mb_y.clone(), strategy.rehearsal_mask.clone()))
 
 
-def make_strategy(method, options, epochs=1, seed=0):
-    seed_all(seed)
+def method_strategy(method, options, epochs=1, seed=0):
+    seed_everything(seed)
     slu = build_synthetic_slu(per_class=(12, 2, 4), seed=seed)
     model = SLU_SEQ2SEQ.build(SLUModelOptions(preset="tiny"), vocab_size=len(slu.tokenizer), n_mels=slu.n_mels, pad_id=0)
     train = ContinualTrain(epochs=epochs, batch_size=8, lr=3e-3, echo=False)
-    return build_strategy(model, slu, method, options, train, None, torch.device("cpu")), slu
+    return make_strategy(method.make_plugins, options, slu, model, train, seed=seed), slu
 
 
 def plugin_of(strategy, kind):
@@ -50,7 +53,7 @@ def test_buffer_size_count_or_fraction():
 
 
 def test_replay_batches_mix_new_and_rehearsal_samples_and_the_mask_marks_old_classes():
-    strategy, slu = make_strategy("replay", ReplayMethodOptions(replay=ReplayOptions(size=12)))
+    strategy, slu = method_strategy(replay_method, ReplayMethodOptions(replay=ReplayOptions(size=12)))
     recorder = BatchRecorder()
     strategy.plugins.append(recorder)
     seen_classes = set()
@@ -73,7 +76,7 @@ def test_replay_batches_mix_new_and_rehearsal_samples_and_the_mask_marks_old_cla
 
 @pytest.mark.parametrize("policy", ["class_balanced", "herding"])
 def test_balanced_policies_give_equal_slots_per_class(policy):
-    strategy, slu = make_strategy("replay", ReplayMethodOptions(replay=ReplayOptions(size=12, policy=policy)))
+    strategy, slu = method_strategy(replay_method, ReplayMethodOptions(replay=ReplayOptions(size=12, policy=policy)))
     for experience in list(slu.benchmark.train_stream)[:2]:
         strategy.train(experience, eval_streams=[])
     buffer = plugin_of(strategy, Seq2SeqReplayPlugin).storage_policy.buffer
@@ -82,7 +85,7 @@ def test_balanced_policies_give_equal_slots_per_class(policy):
 
 
 def test_herding_picks_the_sample_closest_to_the_class_mean_first():
-    strategy, _slu = make_strategy("replay", ReplayMethodOptions(replay=ReplayOptions(size=6, policy="herding")))
+    strategy, _slu = method_strategy(replay_method, ReplayMethodOptions(replay=ReplayOptions(size=6, policy="herding")))
     policy = plugin_of(strategy, Seq2SeqReplayPlugin).storage_policy
     features = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, -1.0], [5.0, 5.0]])
     assert policy.selection_strategy.make_sorted_indices_from_features(features)[0] == 1  # mean is (1.25, 1.25)
@@ -90,7 +93,7 @@ def test_herding_picks_the_sample_closest_to_the_class_mean_first():
 
 def test_coconut_teacher_is_frozen_and_nspt_waits_for_it():
     options = CoconutOptions(replay=ReplayOptions(size=12))
-    strategy, slu = make_strategy("coconut", options)
+    strategy, slu = method_strategy(coconut_method, options)
     coconut = plugin_of(strategy, CoconutPlugin)
     first, second = list(slu.benchmark.train_stream)[:2]
     strategy.train(first, eval_streams=[])
@@ -109,7 +112,7 @@ def test_coconut_teacher_is_frozen_and_nspt_waits_for_it():
 
 def test_nspt_gradient_reaches_the_student_only():
     options = CoconutOptions(replay=ReplayOptions(size=12), mm={"weight": 0.0})
-    strategy, slu = make_strategy("coconut", options)
+    strategy, slu = method_strategy(coconut_method, options)
     coconut = plugin_of(strategy, CoconutPlugin)
     strategy.train(slu.benchmark.train_stream[0], eval_streams=[])
     grads = {}

@@ -18,10 +18,30 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
 
+from suite.api import Options
+from suite.continual.entries import MethodSetup, continual_method
 from suite.continual.losses.mm import mm_loss
 from suite.continual.losses.nspt import nspt_loss
+from suite.continual.options import KDWeight
+from suite.continual.replay import ReplayOptions, replay_plugin
+from suite.continual.skd import SKDPlugin
 from suite.continual.teacher import TeacherPlugin
+
+
+class LossWeight(Options):
+    weight: float = Field(1.0, ge=0)
+    temperature: float = Field(0.1, gt=0)
+
+
+class CoconutOptions(Options):
+    """Replay + NSPT (rehearsal samples) + MM (new samples), optionally + SKD (weight > 0)."""
+
+    replay: ReplayOptions = Field(default_factory=ReplayOptions)
+    nspt: LossWeight = Field(default_factory=lambda: LossWeight(weight=1.0, temperature=0.1))
+    mm: LossWeight = Field(default_factory=lambda: LossWeight(weight=0.1, temperature=0.1))
+    skd: KDWeight = Field(default_factory=lambda: KDWeight(weight=0.0))
 
 
 class CoconutPlugin(TeacherPlugin):
@@ -58,3 +78,16 @@ class CoconutPlugin(TeacherPlugin):
         audio = model.mm_audio_head(pooled_new)
         text = model.mm_text_head(model.text_embedding(tokens_new))
         return mm_loss(audio, text, labels_new, self.mm_temperature)
+
+
+def make_plugins(options: CoconutOptions, setup: MethodSetup) -> list[Any]:
+    plugins: list[Any] = [
+        replay_plugin(options.replay, setup),
+        CoconutPlugin(options.nspt.weight, options.nspt.temperature, options.mm.weight, options.mm.temperature),
+    ]
+    if options.skd.weight > 0:
+        plugins.append(SKDPlugin(options.skd.weight))
+    return plugins
+
+
+COCONUT = continual_method("coconut", CoconutOptions, make_plugins, "replay + NSPT + multimodal audio-text contrastive loss (COCONUT)")

@@ -7,13 +7,22 @@ the squared gradients of the seq2seq token loss, averaged over the experience's 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import ParamData, zerolike_params_dict
+from pydantic import Field
 from torch.utils.data import DataLoader
 
+from suite.api import Options
+from suite.continual.entries import MethodSetup, continual_method
 from suite.continual.strategy import sequence_loss
+
+
+class EWCOptions(Options):
+    ewc_lambda: float = Field(10000.0, ge=0)
+    mode: Literal["separate", "online"] = "separate"
+    decay_factor: float | None = Field(None, ge=0, le=1)
 
 
 class Seq2SeqEWCPlugin(EWCPlugin):
@@ -39,3 +48,11 @@ class Seq2SeqEWCPlugin(EWCPlugin):
         optimizer.zero_grad()
         model.train()
         return importances
+
+
+def make_plugins(options: EWCOptions, setup: MethodSetup) -> list[Any]:
+    scenario = setup.scenario
+    return [Seq2SeqEWCPlugin(options.ewc_lambda, scenario.collate_fn, scenario.tokenizer.pad_id, options.mode, options.decay_factor)]
+
+
+EWC = continual_method("ewc", EWCOptions, make_plugins, "elastic weight consolidation (Avalanche EWCPlugin, seq2seq Fisher)")

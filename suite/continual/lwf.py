@@ -12,8 +12,16 @@ from typing import Any
 
 import torch
 from avalanche.training.plugins import LwFPlugin
+from pydantic import Field
 
+from suite.api import Options
+from suite.continual.entries import MethodSetup, continual_method
 from suite.continual.losses.token_kd import token_distillation_loss
+
+
+class LwFOptions(Options):
+    alpha: float = Field(1.0, ge=0)
+    temperature: float = Field(2.0, gt=0)
 
 
 class Seq2SeqLwFPlugin(LwFPlugin):
@@ -28,3 +36,10 @@ class Seq2SeqLwFPlugin(LwFPlugin):
             teacher_logits = lwf.prev_model(strategy.mb_x, strategy.mb_x_lens, tokens_in)
         valid = tokens_in != strategy.pad_id
         strategy.loss = strategy.loss + alpha * token_distillation_loss(strategy.mb_output, teacher_logits, valid, lwf.temperature)
+
+
+def make_plugins(options: LwFOptions, setup: MethodSetup) -> list[Any]:
+    return [Seq2SeqLwFPlugin(alpha=options.alpha, temperature=options.temperature)]
+
+
+LWF = continual_method("lwf", LwFOptions, make_plugins, "learning without forgetting on the decoder logits (Avalanche LwFPlugin)")

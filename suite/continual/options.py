@@ -1,10 +1,14 @@
-"""Spec options of the continual SLU model and methods (validated key by key, unknown keys rejected)."""
+"""Spec options shared by the continual family: the SLU model, the ``train`` section, a distillation weight.
+
+Each method's own options live in its file (``replay.py``, ``coconut.py``, ...). Validated key by
+key, unknown keys rejected.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from suite.api import Options
 
@@ -44,69 +48,7 @@ class ContinualTrain(Options):
     echo: bool = Field(True, description="print one line per experience")
 
 
-class ReplayOptions(Options):
-    """Rehearsal buffer: ``size`` a count (int) or a fraction of the training set (float < 1)."""
-
-    size: int | float = 200
-    policy: Literal["reservoir", "class_balanced", "herding"] = "reservoir"
-    batch_size_mem: int | None = Field(None, ge=1, description="rehearsal samples per batch (default: train.batch_size)")
-
-    @field_validator("size")
-    @classmethod
-    def _count_or_fraction(cls, size: int | float) -> int | float:
-        if isinstance(size, float) and not 0.0 < size < 1.0:
-            raise ValueError("a fractional buffer size must lie in (0, 1); use an integer for a count")
-        if isinstance(size, int) and size < 1:
-            raise ValueError("the buffer must hold at least one sample")
-        return size
-
-
-class LossWeight(Options):
-    weight: float = Field(1.0, ge=0)
-    temperature: float = Field(0.1, gt=0)
-
-
 class KDWeight(Options):
+    """The weight of a distillation term (AKD, SKD, COCONUT's optional SKD)."""
+
     weight: float = Field(1.0, ge=0)
-
-
-class FinetuneOptions(Options):
-    """Plain fine-tuning, experience after experience (the lower bound)."""
-
-
-class JointOptions(Options):
-    """All experiences at once (the upper bound)."""
-
-
-class ReplayMethodOptions(Options):
-    replay: ReplayOptions = Field(default_factory=ReplayOptions)
-
-
-class EWCOptions(Options):
-    ewc_lambda: float = Field(10000.0, ge=0)
-    mode: Literal["separate", "online"] = "separate"
-    decay_factor: float | None = Field(None, ge=0, le=1)
-
-
-class LwFOptions(Options):
-    alpha: float = Field(1.0, ge=0)
-    temperature: float = Field(2.0, gt=0)
-
-
-class AKDOptions(Options):
-    replay: ReplayOptions = Field(default_factory=ReplayOptions)
-    akd: KDWeight = Field(default_factory=KDWeight)
-
-
-class SKDOptions(Options):
-    replay: ReplayOptions = Field(default_factory=ReplayOptions)
-    skd: KDWeight = Field(default_factory=KDWeight)
-
-
-class CoconutOptions(Options):
-    """Replay + NSPT (rehearsal samples) + MM (new samples), optionally + SKD (weight > 0)."""
-
-    replay: ReplayOptions = Field(default_factory=ReplayOptions)
-    nspt: LossWeight = Field(default_factory=lambda: LossWeight(weight=1.0, temperature=0.1))
-    mm: LossWeight = Field(default_factory=lambda: LossWeight(weight=0.1, temperature=0.1))
-    skd: KDWeight = Field(default_factory=lambda: KDWeight(weight=0.0))

@@ -12,7 +12,7 @@ variable-length audio. Buffer policies map onto Avalanche's storage policies:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from avalanche.benchmarks.utils.data_loader import ReplayDataLoader
@@ -24,9 +24,34 @@ from avalanche.training.storage_policy import (
     ParametricBuffer,
     ReservoirSamplingBuffer,
 )
+from pydantic import Field, field_validator
 from torch.utils.data import DataLoader
 
+from suite.api import Options
+from suite.continual.entries import MethodSetup, continual_method
+
 POLICIES = ("reservoir", "class_balanced", "herding")
+
+
+class ReplayOptions(Options):
+    """Rehearsal buffer: ``size`` a count (int) or a fraction of the training set (float < 1)."""
+
+    size: int | float = 200
+    policy: Literal["reservoir", "class_balanced", "herding"] = "reservoir"
+    batch_size_mem: int | None = Field(None, ge=1, description="rehearsal samples per batch (default: train.batch_size)")
+
+    @field_validator("size")
+    @classmethod
+    def _count_or_fraction(cls, size: int | float) -> int | float:
+        if isinstance(size, float) and not 0.0 < size < 1.0:
+            raise ValueError("a fractional buffer size must lie in (0, 1); use an integer for a count")
+        if isinstance(size, int) and size < 1:
+            raise ValueError("the buffer must hold at least one sample")
+        return size
+
+
+class ReplayMethodOptions(Options):
+    replay: ReplayOptions = Field(default_factory=ReplayOptions)
 
 
 def buffer_size(size: int | float, train_size: int) -> int:
@@ -99,3 +124,18 @@ class Seq2SeqReplayPlugin(ReplayPlugin):
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         """Update the buffer (Avalanche's non-deprecated entry point, same effect as ``update``)."""
         self.storage_policy.post_adapt(strategy, strategy.experience)
+
+
+def replay_plugin(options: ReplayOptions, setup: MethodSetup) -> Seq2SeqReplayPlugin:
+    """The rehearsal plugin every replay-based method (replay, AKD, SKD, COCONUT) starts from."""
+    scenario = setup.scenario
+    size = buffer_size(options.size, scenario.train_size)
+    policy = make_storage_policy(options.policy, size, scenario.collate_fn)
+    return Seq2SeqReplayPlugin(size, scenario.collate_fn, policy, batch_size_mem=options.batch_size_mem)
+
+
+def make_plugins(options: ReplayMethodOptions, setup: MethodSetup) -> list[Any]:
+    return [replay_plugin(options.replay, setup)]
+
+
+REPLAY = continual_method("replay", ReplayMethodOptions, make_plugins, "experience replay: reservoir, class-balanced or herding buffer")
