@@ -11,9 +11,9 @@ from suite.continual.metrics import (
     edit_distance,
     forgetting,
     last_accuracy,
-    transcript_ids,
     word_error_rate,
 )
+from suite.continual.transcript import transcript_ids
 
 NAN = math.nan
 MATRIX = [

@@ -123,11 +123,40 @@ def test_nspt_gradient_reaches_the_student_only():
 
         def after_backward(self, strategy, **kwargs):
             if not grads:
-                grads["student"] = strategy.model.nspt_head.net[0].weight.grad.abs().sum().item()
-                grads["teacher"] = [p.grad for p in coconut.teacher.parameters()]
+                grads["student"] = coconut.heads.nspt.net[0].weight.grad.abs().sum().item()
+                grads["teacher"] = [p.grad for p in [*coconut.teacher.parameters(), *coconut.teacher_heads.parameters()]]
 
     strategy.plugins.insert(0, NSPTOnly())
     strategy.train_epochs = 1
     strategy.train(slu.benchmark.train_stream[1], eval_streams=[])
     assert grads["student"] > 0
     assert all(g is None for g in grads["teacher"])
+
+
+def test_coconut_heads_belong_to_the_plugin_and_train_through_the_optimizer():
+    options = CoconutOptions(replay=ReplayOptions(size=12))
+    strategy, slu = method_strategy(coconut_method, options)
+    coconut = plugin_of(strategy, CoconutPlugin)
+    assert not any(name.startswith(("nspt", "mm_")) for name, _ in strategy.model.named_parameters())
+    assert coconut.heads.nspt.net[0].in_features == strategy.model.d_model
+    assert coconut.heads.mm_text.net[2].out_features == 64  # default_proj_dim(64) for the tiny preset
+    before = {name: p.detach().clone() for name, p in coconut.heads.named_parameters()}
+    for experience in list(slu.benchmark.train_stream)[:2]:
+        strategy.train(experience, eval_streams=[])
+    heads = list(coconut.heads.parameters())
+    groups = [{id(p) for p in group["params"]} for group in strategy.optimizer.param_groups]
+    assert len(groups) == 2 and groups[1] == {id(p) for p in heads}  # one group of their own, added once
+    assert all(strategy.optimizer.state[p] for p in heads)  # Adam state kept across the experience boundary
+    assert all(not torch.equal(p, before[name]) for name, p in coconut.heads.named_parameters())
+    assert coconut.teacher_heads is not None and all(not p.requires_grad for p in coconut.teacher_heads.parameters())
+
+
+def test_mm_text_embedding_averages_transcript_words_only():
+    embedding = torch.nn.Embedding(30, 4, padding_idx=0)
+    tokens = torch.tensor([[1, 5, 3, 10, 11, 2, 0]])  # [bos, intent, sep, w1, w2, eos, pad]
+    expected = embedding.weight[[10, 11]].mean(0)
+    assert torch.allclose(coconut_method.transcript_embedding(embedding, tokens, pad_id=0)[0], expected)
+    other_intent = torch.tensor([[1, 6, 3, 10, 11, 2, 0]])
+    assert torch.equal(
+        coconut_method.transcript_embedding(embedding, other_intent, 0), coconut_method.transcript_embedding(embedding, tokens, 0)
+    )

@@ -16,6 +16,8 @@ import torch
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
+from suite.continual.transcript import transcript_ids
+
 Matrix = Sequence[Sequence[float]]
 
 
@@ -80,16 +82,6 @@ def word_error_rate(references: Sequence[Sequence[Any]], hypotheses: Sequence[Se
     errors = sum(edit_distance(r, h) for r, h in zip(references, hypotheses))
     words = sum(len(r) for r in references)
     return errors / words if words else 0.0
-
-
-def transcript_ids(tokens: Sequence[int], pad_id: int, eos_id: int, offset: int = 3) -> list[int]:
-    """The transcript words of ``[bos, intent, sep, words..., eos]``: from ``offset`` to eos or pad."""
-    words = []
-    for token in list(tokens)[offset:]:
-        if token in (eos_id, pad_id):
-            break
-        words.append(int(token))
-    return words
 
 
 class DecodingMetrics(PluginMetric[dict]):

@@ -22,7 +22,6 @@ class SLUModelOptions(Options):
     enc_layers: int | None = Field(None, ge=1)
     dec_layers: int | None = Field(None, ge=1)
     ff_dim: int | None = Field(None, ge=8)
-    proj_dim: int | None = Field(None, ge=2)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     encoder: Literal["transformer", "conformer"] = "transformer"
     conv_channels: int = Field(32, ge=1)

@@ -111,7 +111,7 @@ class Seq2SeqTemplate(SupervisedTemplate):
 
     def optimizer_step(self) -> None:
         if self.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            nn.utils.clip_grad_norm_(optimized_parameters(self.optimizer), self.grad_clip)
         super().optimizer_step()
 
     # ---- data ---------------------------------------------------------------------------
@@ -165,3 +165,21 @@ def sequence_loss(model: nn.Module, batch: Sequence[Tensor], pad_id: int, intent
     targets = tokens[:, 1:]
     per_token = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=pad_id, reduction="none")
     return weighted_token_mean(per_token.view_as(targets), targets, pad_id, intent_weight)
+
+
+def optimized_parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    """Every parameter the optimizer updates (the model's, then those plugins added), in group order."""
+    return [parameter for group in optimizer.param_groups for parameter in group["params"]]
+
+
+def add_to_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module) -> None:
+    """Let a plugin's own module train: its parameters become a group of ``optimizer`` (once).
+
+    The group takes the optimizer's defaults (learning rate, weight decay). Avalanche's
+    ``make_optimizer`` keeps parameters that are not the model's, so the group, and its state,
+    survive every later experience.
+    """
+    present = {id(parameter) for parameter in optimized_parameters(optimizer)}
+    new = [parameter for parameter in module.parameters() if id(parameter) not in present]
+    if new:
+        optimizer.add_param_group({"params": new})
