@@ -10,16 +10,31 @@ modules on top of ``pooled`` and ``embedding``; the model holds the seq2seq netw
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-PRESETS: dict[str, dict[str, int | float]] = {
+PRESETS: dict[str, dict[str, int]] = {
     "tiny": {"d_model": 64, "num_heads": 4, "enc_layers": 2, "dec_layers": 1, "ff_dim": 128},
     "small": {"d_model": 96, "num_heads": 4, "enc_layers": 2, "dec_layers": 1, "ff_dim": 256},
     "base": {"d_model": 256, "num_heads": 4, "enc_layers": 6, "dec_layers": 3, "ff_dim": 1024},
     "large": {"d_model": 512, "num_heads": 8, "enc_layers": 12, "dec_layers": 6, "ff_dim": 2048},
 }
+"""The model's sizes, one row per preset: the only place they are written down."""
+
+DEFAULT_PRESET = "small"
+
+DEFAULTS: dict[str, Any] = {
+    "dropout": 0.1,
+    "encoder": "transformer",
+    "conv_channels": 32,
+    "conformer_kernel": 15,
+    "global_conditioning": True,
+}
+"""Every other constructor argument's default, the same for every preset."""
+
+ENCODERS = ("transformer", "conformer")
 
 
 def subsampled_lengths(lengths: Tensor, times: int = 2) -> Tensor:
@@ -78,18 +93,20 @@ class SLUSeq2Seq(nn.Module):
         self,
         vocab_size: int,
         n_mels: int,
-        pad_id: int = 0,
-        d_model: int = 96,
-        num_heads: int = 4,
-        enc_layers: int = 2,
-        dec_layers: int = 1,
-        ff_dim: int = 256,
-        dropout: float = 0.1,
-        encoder: str = "transformer",
-        conv_channels: int = 32,
-        conformer_kernel: int = 15,
-        global_conditioning: bool = True,
+        pad_id: int,
+        *,
+        d_model: int,
+        num_heads: int,
+        enc_layers: int,
+        dec_layers: int,
+        ff_dim: int,
+        dropout: float,
+        encoder: str,
+        conv_channels: int,
+        conformer_kernel: int,
+        global_conditioning: bool,
     ):
+        """Every size is required here; ``build_slu_seq2seq`` fills them from ``PRESETS`` and ``DEFAULTS``."""
         super().__init__()
         self.pad_id = pad_id
         self.vocab_size = vocab_size
@@ -106,7 +123,7 @@ class SLUSeq2Seq(nn.Module):
             layer = nn.TransformerEncoderLayer(d_model, num_heads, ff_dim, dropout, batch_first=True, norm_first=True)
             self.encoder = nn.TransformerEncoder(layer, enc_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
         else:
-            raise ValueError(f"unknown encoder '{encoder}' (transformer or conformer)")
+            raise ValueError(f"unknown encoder '{encoder}' ({' or '.join(ENCODERS)})")
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         dec_layer = nn.TransformerDecoderLayer(d_model, num_heads, ff_dim, dropout, batch_first=True, norm_first=True)
         self.decoder = nn.TransformerDecoder(dec_layer, dec_layers, norm=nn.LayerNorm(d_model))
@@ -174,8 +191,9 @@ class SLUSeq2Seq(nn.Module):
         return tokens
 
 
-def build_slu_seq2seq(vocab_size: int, n_mels: int, pad_id: int = 0, preset: str | None = None, **overrides: object) -> SLUSeq2Seq:
-    """Build from a named preset (tiny, small, base, large) with explicit keys taking precedence."""
-    config: dict[str, object] = dict(PRESETS[preset]) if preset else {}
-    config.update({key: value for key, value in overrides.items() if value is not None})
-    return SLUSeq2Seq(vocab_size=vocab_size, n_mels=n_mels, pad_id=pad_id, **config)  # type: ignore[arg-type]
+def build_slu_seq2seq(vocab_size: int, n_mels: int, pad_id: int = 0, preset: str = DEFAULT_PRESET, **overrides: Any) -> SLUSeq2Seq:
+    """Build from a named preset (tiny, small, base, large) and ``DEFAULTS``; explicit, non-None keys take precedence."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset '{preset}' ({', '.join(PRESETS)})")
+    config = {**PRESETS[preset], **DEFAULTS, **{key: value for key, value in overrides.items() if value is not None}}
+    return SLUSeq2Seq(vocab_size, n_mels, pad_id, **config)

@@ -10,22 +10,29 @@ from typing import Literal
 
 from pydantic import Field
 
+from models.slu_seq2seq import DEFAULT_PRESET, DEFAULTS, ENCODERS, PRESETS
 from suite.api import Options
 
 
 class SLUModelOptions(Options):
-    """Model size: a preset, with any explicit key taking precedence over it."""
+    """Model size: a preset, with any explicit key taking precedence over it.
 
-    preset: Literal["tiny", "small", "base", "large"] = "small"
-    d_model: int | None = Field(None, ge=8)
-    num_heads: int | None = Field(None, ge=1)
-    enc_layers: int | None = Field(None, ge=1)
-    dec_layers: int | None = Field(None, ge=1)
-    ff_dim: int | None = Field(None, ge=8)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    encoder: Literal["transformer", "conformer"] = "transformer"
-    conv_channels: int = Field(32, ge=1)
-    global_conditioning: bool = Field(True, description="add the pooled utterance embedding to every decoder input")
+    Sizes and defaults come from the model's own tables (``models/slu_seq2seq.py``: ``PRESETS``,
+    ``DEFAULTS``); a size left at None is the preset's.
+    """
+
+    preset: Literal[tuple(PRESETS)] = DEFAULT_PRESET  # type: ignore[valid-type]
+    d_model: int | None = Field(None, ge=8, description="default: the preset's")
+    num_heads: int | None = Field(None, ge=1, description="default: the preset's")
+    enc_layers: int | None = Field(None, ge=1, description="default: the preset's")
+    dec_layers: int | None = Field(None, ge=1, description="default: the preset's")
+    ff_dim: int | None = Field(None, ge=8, description="default: the preset's")
+    dropout: float = Field(DEFAULTS["dropout"], ge=0.0, lt=1.0)
+    encoder: Literal[ENCODERS] = DEFAULTS["encoder"]  # type: ignore[valid-type]
+    conv_channels: int = Field(DEFAULTS["conv_channels"], ge=1)
+    global_conditioning: bool = Field(
+        DEFAULTS["global_conditioning"], description="add the pooled utterance embedding to every decoder input"
+    )
 
 
 class ContinualTrain(Options):
