@@ -20,9 +20,9 @@ from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 
 from suite.api import RunContext
 from suite.continual.entries import MethodSetup, PluginFactory
-from suite.continual.metrics import DecodingMetrics
+from suite.continual.metrics import AccuracyMatrix
 from suite.continual.mlflow_logger import MLflowContinualLogger
-from suite.continual.progress import EpochProgressPlugin
+from suite.continual.progress_bar import EpochProgressPlugin
 from suite.continual.strategy import Seq2SeqTemplate
 from suite.seeding import seed_everything
 
@@ -38,12 +38,13 @@ def build_strategy(
     scenario: Any,
     plugins: Sequence[SupervisedPlugin],
     train: Any,
-    logger: MLflowContinualLogger | None,
+    metrics: Sequence[Any],
+    logger: MLflowContinualLogger,
     device: torch.device,
 ) -> Seq2SeqTemplate:
-    """The seq2seq template with the method's plugins, a progress bar and the decoding evaluator."""
+    """The seq2seq template with the method's plugins, a progress bar, and an evaluator of ``metrics`` writing to ``logger``."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-    evaluator = EvaluationPlugin(DecodingMetrics(), loggers=[logger] if logger else [])
+    evaluator = EvaluationPlugin(*metrics, loggers=[logger])
     tokenizer = scenario.tokenizer
     return Seq2SeqTemplate(
         model=model,
@@ -73,15 +74,18 @@ def make_strategy(
     train: Any,
     *,
     seed: int = 0,
+    metrics: Sequence[Any] = (),
     logger: MLflowContinualLogger | None = None,
     device: torch.device | str = "cpu",
 ) -> Seq2SeqTemplate:
     """A method's strategy from its plugin factory and options: what ``run`` builds, for use outside the launcher."""
     plugins = make_plugins(options, MethodSetup(scenario=scenario, model=model, train=train, seed=seed))
-    return build_strategy(model, scenario, plugins, train, logger, torch.device(device))
+    return build_strategy(model, scenario, plugins, train, metrics, logger or MLflowContinualLogger(None), torch.device(device))
 
 
-def train_and_evaluate(strategy: Seq2SeqTemplate, scenario: Any, eval_future: bool = False) -> None:
+def train_and_evaluate(
+    strategy: Seq2SeqTemplate, scenario: Any, matrix: AccuracyMatrix, eval_future: bool = False, echo: bool = False
+) -> None:
     """Experience by experience; after each one that trained, evaluate the test experiences seen so far."""
     train_stream, test_stream = scenario.benchmark.train_stream, scenario.benchmark.test_stream
     for experience in train_stream:
@@ -90,6 +94,8 @@ def train_and_evaluate(strategy: Seq2SeqTemplate, scenario: Any, eval_future: bo
             continue
         seen = range(len(test_stream)) if eval_future else sorted(strategy.seen_experiences)
         strategy.eval([test_stream[j] for j in seen])
+        if echo:
+            print(matrix.row_line(), flush=True)
 
 
 def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -> dict[str, float]:
@@ -104,15 +110,19 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
     device = resolve_device(train.device)
     tokenizer = scenario.tokenizer
     model = ctx.build_model(vocab_size=len(tokenizer), n_mels=scenario.n_mels, pad_id=tokenizer.pad_id).to(device)
-    logger = MLflowContinualLogger(ctx.tracker, len(scenario.benchmark.test_stream), echo=train.echo and not ctx.quiet)
-    strategy = make_strategy(make_plugins, ctx.method_options, scenario, model, train, seed=ctx.seed, logger=logger, device=device)
+    matrix = AccuracyMatrix(len(scenario.benchmark.test_stream))
+    logger = MLflowContinualLogger(ctx.tracker)
+    strategy = make_strategy(
+        make_plugins, ctx.method_options, scenario, model, train, seed=ctx.seed, metrics=[matrix], logger=logger, device=device
+    )
     _log_setup(ctx, scenario, model, strategy)
-    if logger.echo:
+    echo = train.echo and not ctx.quiet
+    if echo:
         print(f"{name}: {len(scenario.benchmark.train_stream)} experiences, classes per experience {list(scenario.classes_per_exp)}")
     with torch.autograd.set_detect_anomaly(False):  # RecBole's SINE switches it on at import, in any process that imports it
-        train_and_evaluate(strategy, scenario, train.eval_future)
-    logger.finalize()
-    summary = logger.summary()
+        train_and_evaluate(strategy, scenario, matrix, train.eval_future, echo)
+    logger.log_accuracy_matrix(matrix.payload(), title=f"{name} seed={ctx.seed}")
+    summary = matrix.summary()
     summary["train_seconds"] = time.perf_counter() - started
     _save_artifacts(ctx, scenario, model, strategy, train)
     return summary
