@@ -43,8 +43,8 @@ def store(tmp_path_factory):
 def run_method(store, method, seed=0, epochs=6, method_options=None, **train):
     uri, client, experiment, root = store
     run = client.create_run(experiment)
-    plugin = registry.get("method", method)
-    options = {"replay": {"size": 24}} if "replay" in plugin.options.model_fields else {}
+    entry = registry.get("method", method)
+    options = {"replay": {"size": 24}} if "replay" in entry.options.model_fields else {}
     options.update(method_options or {})
     run_dir = Path(root) / run.info.run_id
     run_dir.mkdir()
@@ -54,14 +54,14 @@ def run_method(store, method, seed=0, epochs=6, method_options=None, **train):
         scenario_options=NoOptions(),
         model_entry=SLU_SEQ2SEQ,
         model_options=SLUModelOptions(preset="tiny"),
-        method_options=plugin.options.model_validate(options),
+        method_options=entry.options.model_validate(options),
         train_options=ContinualTrain(epochs=epochs, batch_size=16, lr=3e-3, num_threads=1, echo=False, **train),
         tracker=Tracker(uri, run.info.run_id),
         run_dir=run_dir,
         cache_dir=run_dir,
         quiet=True,
     )
-    return plugin.run(context), run.info.run_id
+    return entry.run(context), run.info.run_id
 
 
 @pytest.mark.parametrize("method", METHODS)
