@@ -8,10 +8,13 @@ import json
 import math
 from pathlib import Path
 
+import mlflow
+import mlflow.pytorch
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from scenarios.slu.tokenizer import Tokenizer
 from suite import registry
 from suite.api import NoOptions, RunContext, ScenarioEntry
 from suite.continual.entries import SLU_SEQ2SEQ
@@ -74,26 +77,39 @@ def test_each_method_runs_and_logs(store, method):
     _, client, _, _ = store
     history = client.get_metric_history(run_id, "avg_acc_seen")
     artifacts = {a.path for a in client.list_artifacts(run_id)}
-    assert {"accuracy_matrix.json", "accuracy_matrix.png", "tokenizer.json", "checkpoints"} <= artifacts
+    assert {"accuracy_matrix.json", "accuracy_matrix.png", "tokenizer.json", "model"} <= artifacts
+    epochs = [m.step for m in client.get_metric_history(run_id, "train.loss")]
     if method == "joint":
         assert [m.step for m in history] == [0]
         assert summary["forgetting"] == 0.0
+        assert epochs == list(range(6))  # one pass of 6 epochs over everything
     else:
         assert [m.step for m in history] == [0, 1, 2]
         assert history[-1].value == pytest.approx(summary["last_acc"])
+        assert epochs == list(range(18))  # 6 epochs x 3 experiences, one global epoch count
 
 
-def test_accuracy_matrix_artifact_and_checkpoint_load(store, tmp_path):
+def test_accuracy_matrix_artifact_and_the_logged_model_gives_the_last_row_back(store, tmp_path):
     _summary, run_id = run_method(store, "replay")
-    _, client, _, _ = store
+    uri, client, _, _ = store
     matrix = json.loads(Path(client.download_artifacts(run_id, "accuracy_matrix.json", str(tmp_path))).read_text())
     rows = matrix["matrix"]
     assert len(rows) == 3 and all(len(row) == 3 for row in rows)
     assert rows[0][1] is None and rows[2][0] is not None  # future experiences not evaluated
-    checkpoint = torch.load(client.download_artifacts(run_id, "checkpoints/final.pt", str(tmp_path)), weights_only=True)
-    assert checkpoint["experiences_trained"] == 3
-    model = SLU_SEQ2SEQ.build(SLUModelOptions(preset="tiny"), vocab_size=checkpoint["model"]["output.weight"].shape[0], n_mels=20, pad_id=0)
-    model.load_state_dict(checkpoint["model"])
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
+        folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp_path / "model")))
+    finally:
+        mlflow.set_tracking_uri(previous)
+    tokenizer = Tokenizer.load(next(folder.rglob("tokenizer.json")))
+    slu = build_synthetic_slu(per_class=(16, 2, 6), seed=0)
+    assert tokenizer == slu.tokenizer
+    for j, experience in enumerate(slu.benchmark.test_stream):  # the loaded model decodes as the run's final evaluation did
+        x, _, x_lens, tokens, _ = slu.collate_fn([experience.dataset[i] for i in range(len(experience.dataset))])
+        decoded = model.greedy_decode(x, x_lens, 32, tokenizer.bos_id, tokenizer.eos_id)
+        assert 100.0 * float((decoded[:, 1] == tokens[:, 1]).float().mean()) == pytest.approx(rows[2][j])
 
 
 def test_same_seed_same_metrics(store):

@@ -25,6 +25,8 @@ class AKDOptions(Options):
 
 
 class AKDPlugin(RehearsalDistillationPlugin):
+    name = "akd"
+
     def rehearsal_loss(self, strategy: Any, rehearsal: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             teacher = self.teacher.pooled(*self.teacher.encode(strategy.mb_x[rehearsal], strategy.mb_x_lens[rehearsal]))

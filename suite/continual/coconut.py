@@ -33,7 +33,7 @@ from suite.continual.options import KDWeight
 from suite.continual.replay import ReplayOptions, replay_plugin
 from suite.continual.skd import SKDPlugin
 from suite.continual.strategy import add_to_optimizer
-from suite.continual.teacher import TeacherPlugin, frozen_copy
+from suite.continual.teacher import TeacherPlugin, frozen_copy, frozen_from_state
 from suite.continual.transcript import transcript_mask
 
 
@@ -94,27 +94,31 @@ class CoconutPlugin(TeacherPlugin):
         self.teacher_heads: CoconutHeads | None = None
         self.nspt_weight, self.nspt_temperature = nspt_weight, nspt_temperature
         self.mm_weight, self.mm_temperature = mm_weight, mm_temperature
-        self.last_nspt = 0.0
-        self.last_mm = 0.0
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        super().before_training_exp(strategy, **kwargs)
         add_to_optimizer(strategy.optimizer, self.heads)
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         super().after_training_exp(strategy, **kwargs)
         self.teacher_heads = frozen_copy(self.heads)
 
+    def state_dict(self) -> dict[str, Any]:
+        teacher_heads = self.teacher_heads.state_dict() if self.teacher_heads is not None else None
+        return {**super().state_dict(), "heads": self.heads.state_dict(), "teacher_heads": teacher_heads}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.heads.load_state_dict(state["heads"])
+        self.teacher_heads = frozen_from_state(self.heads, state["teacher_heads"]) if state["teacher_heads"] is not None else None
+
     def before_backward(self, strategy: Any, **kwargs: Any) -> None:
         pooled, labels, rehearsal = strategy.mb_pooled, strategy.mb_y, strategy.rehearsal_mask
         if self.nspt_weight and self.active(strategy):
-            loss = self.nspt(strategy, pooled, labels, rehearsal)
-            self.last_nspt = float(loss.detach())
-            strategy.loss = strategy.loss + self.nspt_weight * loss
-        new = ~rehearsal
-        if self.mm_weight and bool(new.any()):
-            loss = self.mm(strategy, pooled[new], labels[new], strategy.mb_tokens[new])
-            self.last_mm = float(loss.detach())
-            strategy.loss = strategy.loss + self.mm_weight * loss
+            strategy.add_loss("nspt", self.nspt(strategy, pooled, labels, rehearsal), self.nspt_weight)
+        if self.mm_weight and strategy.mb_has_new:
+            new = ~rehearsal
+            strategy.add_loss("mm", self.mm(strategy, pooled[new], labels[new], strategy.mb_tokens[new]), self.mm_weight)
 
     def nspt(self, strategy: Any, pooled: torch.Tensor, labels: torch.Tensor, rehearsal: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -18,6 +18,7 @@ from typing import Any
 
 from suite.api import MethodEntry, ModelEntry, Options, RunContext
 from suite.continual import options as opts
+from suite.errors import SpecError
 
 
 def build_model(options: opts.SLUModelOptions, *, vocab_size: int, n_mels: int, pad_id: int = 0) -> Any:
@@ -69,8 +70,23 @@ def continual_method(name: str, options: type[Options], make_plugins: PluginFact
         train_options=opts.ContinualTrain,
         run=partial(run_method, make_plugins=make_plugins, name=name),
         description=description,
+        check=check_point,
         curve_metric="avg_acc_seen",
     )
+
+
+def check_point(point: Any) -> None:
+    """Pre-flight (before any MLflow run): the model is the SLU model, the device asked for exists here."""
+    if point.model.family != "continual":
+        raise SpecError(f"model '{point.model.name}' is not a continual model; continual methods train slu-seq2seq")
+    device = point.train_options.device
+    if device.startswith("cuda"):
+        import torch
+
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= available:
+            raise SpecError(f"train.device={device}: this machine has {available} CUDA device(s); use cpu, auto or cuda:0..")
 
 
 def run_method(ctx: RunContext, make_plugins: PluginFactory, name: str) -> dict[str, float]:

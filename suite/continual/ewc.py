@@ -7,8 +7,10 @@ the squared gradients of the seq2seq token loss, averaged over the experience's 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any, Literal
 
+import torch
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import ParamData, zerolike_params_dict
 from pydantic import Field
@@ -30,6 +32,34 @@ class Seq2SeqEWCPlugin(EWCPlugin):
         super().__init__(ewc_lambda, mode=mode, decay_factor=decay_factor)
         self.collate_fn = collate_fn
         self.pad_id = pad_id
+
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
+        """Avalanche's penalty, added through the template so that it is a named loss term (``ewc``: the penalty before lambda)."""
+        if strategy.clock.train_exp_counter == 0:
+            return
+        loss = strategy.loss
+        strategy.loss = torch.zeros_like(loss)  # Avalanche adds ewc_lambda * penalty to it in place
+        super().before_backward(strategy, **kwargs)
+        weighted, strategy.loss = strategy.loss, loss
+        logged = weighted / self.ewc_lambda if self.ewc_lambda else weighted
+        strategy.add_loss("ewc", weighted, 1.0, logged=logged)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The saved parameters and importances of every past experience, as tensors."""
+
+        def tensors(table: dict[int, dict[str, ParamData]]) -> dict[int, dict[str, Any]]:
+            return {int(exp): {name: data.data.clone() for name, data in params.items()} for exp, params in table.items()}
+
+        return {"saved_params": tensors(self.saved_params), "importances": tensors(self.importances)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for attribute in ("saved_params", "importances"):
+            table = defaultdict(dict)
+            for exp, params in state[attribute].items():
+                table[int(exp)] = {
+                    name: ParamData(name, init_tensor=tensor.clone(), device=tensor.device) for name, tensor in params.items()
+                }
+            setattr(self, attribute, table)
 
     def compute_importances(self, model, criterion, optimizer, dataset, device, batch_size, num_workers=0) -> dict[str, ParamData]:
         model.eval()

@@ -167,6 +167,13 @@ class AccuracyMatrix(PluginMetric[dict]):
         values["wer_seen"] = self.wers[-1]
         return [MetricValue(self, f"{self.prefix}{name}", value, step) for name, value in values.items()]
 
+    # ---- resume ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [list(row) for row in self.rows], "seen": list(self.seen), "wers": list(self.wers)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows, self.seen, self.wers = [list(row) for row in state["rows"]], list(state["seen"]), list(state["wers"])
+
     # ---- what the run reports ---------------------------------------------------------
     def summary(self) -> dict[str, float]:
         """The run's summary metrics in percent: avg_acc, last_acc, forgetting, bwt, wer (prefixed)."""
@@ -199,3 +206,62 @@ class AccuracyMatrix(PluginMetric[dict]):
 
     def __str__(self) -> str:
         return "AccuracyMatrix"
+
+
+class EpochLosses(PluginMetric[dict]):
+    """Per-epoch means of the training loss and of each loss term, the gradient norm and how often clipping fired.
+
+    Values accumulate on the device after every iteration and are read once per epoch (no
+    per-batch device sync). Emitted after each epoch, at step = the number of epochs trained
+    before it in the whole run (a global epoch count across experiences): ``train.loss``,
+    ``train.loss.<term>`` (``seq2seq``, ``nspt``, ``mm``, ``akd``, ``skd``, ``lwf``, ``ewc``: each
+    term before its weight, averaged over the batches it appeared in), ``train.grad_norm``
+    (before clipping), ``train.clip_fraction`` (share of steps clipped) and ``train.lr``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs = 0
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self._sums, self._counts = {}, {}
+
+    def result(self) -> dict:
+        return {"epochs": self.epochs}
+
+    def before_training_epoch(self, strategy: Any) -> None:
+        self.reset()
+
+    def after_training_iteration(self, strategy: Any) -> None:
+        self._add("loss", strategy.loss.detach().sum())
+        for name, value in strategy.loss_terms.items():
+            self._add(f"loss.{name}", value)
+        if strategy.grad_norm is not None:
+            self._add("grad_norm", strategy.grad_norm.detach())
+            self._add("clip_fraction", (strategy.grad_norm.detach() > strategy.grad_clip).float())
+
+    def after_training_epoch(self, strategy: Any) -> list[MetricValue]:
+        if not self._counts:
+            return []
+        names = list(self._sums)
+        totals = torch.stack([self._sums[name].float() for name in names]).tolist()  # the epoch's one device read
+        values = {f"train.{name}": total / self._counts[name] for name, total in zip(names, totals)}
+        values["train.lr"] = float(strategy.optimizer.param_groups[0]["lr"])
+        step, self.epochs = self.epochs, self.epochs + 1
+        return [MetricValue(self, name, value, step) for name, value in values.items()]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epochs = state["epochs"]
+
+    def _add(self, name: str, value: torch.Tensor) -> None:
+        value = value.sum()  # scalars of any shape ([], [1])
+        self._sums[name] = self._sums[name] + value if name in self._sums else value
+        self._counts[name] = self._counts.get(name, 0) + 1
+
+    def __str__(self) -> str:
+        return "EpochLosses"

@@ -44,13 +44,18 @@ class ContinualTrain(Options):
     weight_decay: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     intent_weight: float = Field(1.0, gt=0, description="weight of the intent token in the token cross-entropy (1 = plain mean)")
-    grad_clip: float | None = Field(5.0, gt=0)
+    grad_clip: float | None = Field(5.0, gt=0, description="gradient norm limit (null: no clipping)")
+    grad_clip_on: Literal["total_loss", "seq2seq_loss"] = Field(
+        "total_loss",
+        description="the gradient grad_clip bounds: the total loss's, or the seq2seq loss's alone with the auxiliary "
+        "losses' gradients (NSPT, MM, distillation) added unclipped after it",
+    )
     eval_batch_size: int = Field(128, ge=1)
     max_decode_len: int = Field(32, ge=2)
     eval_future: bool = Field(False, description="also evaluate experiences not trained yet (full matrix)")
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    device: str = Field("cpu", pattern=r"^(cpu|cuda|auto|cuda:\d+)$", description="cpu, cuda, cuda:N or auto (cuda when available)")
     num_threads: int | None = Field(None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)")
-    checkpoint: bool = True
+    checkpoint: bool = Field(True, description="log the final model (MLflow pytorch flavor, tokenizer inside)")
     echo: bool = Field(True, description="print one line per experience")
 
 

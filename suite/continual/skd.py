@@ -26,6 +26,8 @@ class SKDOptions(Options):
 
 
 class SKDPlugin(RehearsalDistillationPlugin):
+    name = "skd"
+
     def rehearsal_loss(self, strategy: Any, rehearsal: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             targets = self.teacher.greedy_decode(

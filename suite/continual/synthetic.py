@@ -9,6 +9,7 @@ Batches are padded by the SLU scenarios' own ``collate``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,8 @@ class SyntheticSLU:
     collate_fn: Any = collate
     train_size: int = 0
     transcripts: dict[int, list[str]] = field(default_factory=dict)
+    fingerprint: str = ""
+    """Digest of the generator's arguments: the same fingerprint means the same data."""
 
 
 def build_synthetic_slu(
@@ -94,7 +97,9 @@ def build_synthetic_slu(
     per_exp = _split_counts(num_classes, num_experiences)
     order = torch.randperm(num_classes, generator=generator).tolist()
     benchmark = class_incremental_benchmark(splits, class_order=order, num_classes_per_exp=per_exp)
-    return SyntheticSLU(benchmark, tokenizer, classes, order, per_exp, n_mels, collate, len(splits["train"]), transcripts)
+    arguments = (num_classes, num_experiences, tuple(per_class), n_mels, tuple(frames), noise, seed)
+    fingerprint = hashlib.sha256(repr(arguments).encode()).hexdigest()[:24]
+    return SyntheticSLU(benchmark, tokenizer, classes, order, per_exp, n_mels, collate, len(splits["train"]), transcripts, fingerprint)
 
 
 def _split_counts(num_classes: int, num_experiences: int) -> list[int]:

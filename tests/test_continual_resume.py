@@ -1,0 +1,136 @@
+"""A continual run stopped part-way and resumed from its checkpoint ends exactly as a run that never stopped.
+
+The first attempt is stopped by an exception raised from a plugin hook (in-process), or by
+SIGKILL in a child process; the second calls the method's run again with a CheckpointStore on
+the same MLflow run, as ``suite resume`` does. Every summary metric, the final weights and the
+metric histories must equal those of an uninterrupted run with the same seed, exactly (CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mlflow.pytorch
+import pytest
+import torch
+from avalanche.training.plugins import SupervisedPlugin
+from continual_runs import Store, context, history, run
+
+from suite import registry
+from suite.continual.entries import continual_method
+
+torch.set_num_threads(1)
+
+
+class StopAt(SupervisedPlugin):
+    """Raises before epoch ``epoch`` of experience ``experience`` while armed (a crash, for the first attempt)."""
+
+    def __init__(self, experience: int, epoch: int, armed: bool):
+        super().__init__()
+        self.experience, self.epoch, self.armed = experience, epoch, armed
+
+    def before_training_epoch(self, strategy, **kwargs):
+        if self.armed and strategy.experience.current_experience == self.experience and strategy.clock.train_exp_epochs == self.epoch:
+            raise RuntimeError(f"stopped at experience {self.experience} epoch {self.epoch}")
+
+
+def stopping(method: str, experience: int, epoch: int, armed: bool):
+    """The registered method plus a StopAt plugin (inactive when not armed, so the plugin lists match)."""
+    base = registry.get("method", method)
+    make_plugins = base.run.keywords["make_plugins"]
+    return continual_method(
+        method, base.options, lambda options, setup: [*make_plugins(options, setup), StopAt(experience, epoch, armed)], "stops"
+    )
+
+
+def final_weights(store: Store, run_id: str, folder: Path) -> dict[str, torch.Tensor]:
+    return mlflow.pytorch.load_model(store.client.download_artifacts(run_id, "model", str(folder))).state_dict()
+
+
+CASES = {
+    "coconut mid-experience": ("coconut", {}, (1, 1)),
+    "replay class-balanced at an experience boundary": ("replay", {"replay": {"size": 12, "policy": "class_balanced"}}, (2, 0)),
+    "replay herding mid-experience": ("replay", {"replay": {"size": 12, "policy": "herding"}}, (2, 1)),
+    "ewc mid-experience": ("ewc", {}, (2, 1)),
+    "lwf at an experience boundary": ("lwf", {}, (1, 0)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_resumed_run_equals_uninterrupted_run(tmp_path, case):
+    method, options, (experience, epoch) = CASES[case]
+    store = Store.create(tmp_path)
+    reference, reference_id = run(store, stopping(method, experience, epoch, armed=False), method_options=options)
+
+    ctx, entry = context(store, stopping(method, experience, epoch, armed=True), method_options=options, resumable=True)
+    with pytest.raises(RuntimeError, match="stopped at"):
+        entry.run(ctx)
+    run_id = ctx.tracker.run_id
+    assert ctx.checkpoints.load()["position"] == (
+        {"experience": experience - 1, "epochs": 2, "evaluated": True}
+        if epoch == 0
+        else {"experience": experience, "epochs": epoch, "evaluated": False}
+    )
+
+    ctx, entry = context(store, stopping(method, experience, epoch, armed=False), run_id=run_id, method_options=options, resumable=True)
+    resumed = entry.run(ctx)
+
+    reference.pop("train_seconds"), resumed.pop("train_seconds")
+    assert resumed == reference
+    for key in ("avg_acc_seen", "wer_seen", "train.loss", "train.loss.seq2seq", "train.grad_norm"):
+        assert history(store, run_id, key) == history(store, reference_id, key), key
+    ours, theirs = final_weights(store, run_id, tmp_path / "a"), final_weights(store, reference_id, tmp_path / "b")
+    assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    import torch
+    torch.set_num_threads(1)
+    from pathlib import Path
+    from continual_runs import Store, context
+    from test_continual_resume import stopping
+
+    store = Store({uri!r}, __import__("mlflow").tracking.MlflowClient({uri!r}), {experiment!r}, Path({root!r}))
+    entry = stopping("coconut", 1, 1, armed=False)
+    make_plugins = entry.run.keywords["make_plugins"]
+
+    def killing(options, setup):
+        plugins = make_plugins(options, setup)
+        plugins[-1].before_training_epoch = lambda strategy, **kw: (
+            os.kill(os.getpid(), signal.SIGKILL)
+            if strategy.experience.current_experience == 1 and strategy.clock.train_exp_epochs == 1 else None
+        )
+        return plugins
+
+    from suite.continual.entries import continual_method
+    killer = continual_method("coconut", entry.options, killing, "killed")
+    ctx, killer = context(store, killer, run_id={run_id!r}, resumable=True)
+    killer.run(ctx)
+    """
+)
+
+
+@pytest.mark.slow
+def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_metrics(tmp_path):
+    store = Store.create(tmp_path)
+    reference, _ = run(store, stopping("coconut", 1, 1, armed=False))
+    run_id = store.new_run()
+    script = KILLED_RUN.format(
+        tests=str(Path(__file__).parent), uri=store.uri, experiment=store.experiment, root=str(tmp_path), run_id=run_id
+    )
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env={**os.environ})
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    ctx, entry = context(store, stopping("coconut", 1, 1, armed=False), run_id=run_id, resumable=True)
+    assert ctx.checkpoints.load()["position"] == {"experience": 1, "epochs": 1, "evaluated": False}
+    resumed = entry.run(ctx)
+    reference.pop("train_seconds"), resumed.pop("train_seconds")
+    assert resumed == reference
