@@ -97,3 +97,19 @@ def run(store: Store, method: str | MethodEntry, **kwargs: Any) -> tuple[dict[st
 
 def history(store: Store, run_id: str, key: str) -> list[tuple[int, float]]:
     return [(m.step, m.value) for m in store.client.get_metric_history(run_id, key)]
+
+
+TOY_METHOD = Path(__file__).parent / "toy_continual_method" / "toy_lr_decay.py"
+TOY_ENTRY_POINTS = "[suite.methods]\ntoy-lr-decay = toy_lr_decay:LR_DECAY\n"
+
+
+def install_toy_method(site: Path) -> Path:
+    """Install the one-file continual method as a distribution (module + dist-info with one entry point) in ``site``."""
+    import shutil
+
+    shutil.copy(TOY_METHOD, site / TOY_METHOD.name)
+    dist_info = site / "suite_toy_continual-0.1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: suite-toy-continual\nVersion: 0.1.0\n")
+    (dist_info / "entry_points.txt").write_text(TOY_ENTRY_POINTS)
+    return site

@@ -89,20 +89,16 @@ def test_each_method_runs_and_logs(store, method):
         assert epochs == list(range(18))  # 6 epochs x 3 experiences, one global epoch count
 
 
-def test_accuracy_matrix_artifact_and_the_logged_model_gives_the_last_row_back(store, tmp_path):
+def test_accuracy_matrix_artifact_and_the_logged_model_gives_the_last_row_back(store, tmp_path, monkeypatch):
     _summary, run_id = run_method(store, "replay")
     uri, client, _, _ = store
     matrix = json.loads(Path(client.download_artifacts(run_id, "accuracy_matrix.json", str(tmp_path))).read_text())
     rows = matrix["matrix"]
     assert len(rows) == 3 and all(len(row) == 3 for row in rows)
     assert rows[0][1] is None and rows[2][0] is not None  # future experiences not evaluated
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
-        folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp_path / "model")))
-    finally:
-        mlflow.set_tracking_uri(previous)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
+    folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp_path / "model")))
     tokenizer = Tokenizer.load(next(folder.rglob("tokenizer.json")))
     slu = build_synthetic_slu(per_class=(16, 2, 6), seed=0)
     assert tokenizer == slu.tokenizer

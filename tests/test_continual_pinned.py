@@ -15,33 +15,17 @@ Changes so far:
 
 ``weights`` is the sum of the final seq2seq weights (the base model only: COCONUT's projection
 heads are not part of it), a fingerprint far more sensitive than the accuracies of 12 test
-utterances per experience.
+utterances per experience. (Read from the run's final resume checkpoint; before the resume
+checkpoints existed it was read from the logged final model: the same weights.)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import mlflow.pytorch
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
-
-from suite import registry
-from suite.api import NoOptions, RunContext, ScenarioEntry
-from suite.continual.entries import SLU_SEQ2SEQ
-from suite.continual.options import ContinualTrain, SLUModelOptions
-from suite.continual.synthetic import build_synthetic_slu
-from suite.tracking import Tracker
+from continual_runs import Store, context
 
 torch.set_num_threads(1)
-
-TINY = ScenarioEntry(
-    name="synthetic-slu",
-    family="continual",
-    options=NoOptions,
-    build=lambda options, build: build_synthetic_slu(per_class=(16, 2, 6), seed=build.seed),
-)
 
 PINNED: dict[str, dict[str, float]] = {
     "finetune": {
@@ -111,46 +95,19 @@ PINNED: dict[str, dict[str, float]] = {
 }
 
 
-def pinned_run(store: tuple, method: str) -> dict[str, float]:
+def pinned_run(store: Store, method: str) -> dict[str, float]:
     """Seed 1, 3 experiences of 2 classes, 4 epochs, tiny preset; replay buffer of 12 with 8 per batch."""
-    uri, client, experiment, root = store
-    entry = registry.get("method", method)
-    options = {"replay": {"size": 12, "batch_size_mem": 8}} if "replay" in entry.options.model_fields else {}
-    run = client.create_run(experiment)
-    run_dir = Path(root) / run.info.run_id
-    run_dir.mkdir()
-    context = RunContext(
-        seed=1,
-        scenario_entry=TINY,
-        scenario_options=NoOptions(),
-        model_entry=SLU_SEQ2SEQ,
-        model_options=SLUModelOptions(preset="tiny"),
-        method_options=entry.options.model_validate(options),
-        train_options=ContinualTrain(epochs=4, batch_size=16, lr=3e-3, num_threads=1, echo=False),
-        tracker=Tracker(uri, run.info.run_id),
-        run_dir=run_dir,
-        cache_dir=run_dir,
-        quiet=True,
-    )
-    summary = entry.run(context)
+    ctx, entry = context(store, method, seed=1, epochs=4, resumable=True, checkpoint=False)
+    summary = entry.run(ctx)
     result = {key: summary[key] for key in ("avg_acc", "last_acc", "forgetting", "bwt", "wer")}
-    result["weights"] = final_weights_sum(client, run.info.run_id, run_dir)
+    final = ctx.checkpoints.load()  # the run's last resume checkpoint: its state after the last experience
+    result["weights"] = float(sum(value.double().sum() for value in final["model"].values()))
     return result
 
 
-def final_weights_sum(client: MlflowClient, run_id: str, folder: Path) -> float:
-    """Sum of the final model's weights, from the model the run logged in MLflow's pytorch flavor."""
-    model = mlflow.pytorch.load_model(client.download_artifacts(run_id, "model", str(folder)))
-    return float(sum(value.double().sum() for value in model.state_dict().values()))
-
-
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pinned")
-    uri = f"sqlite:///{root}/m.db"
-    client = MlflowClient(uri)
-    experiment = client.create_experiment("pinned", artifact_location=(root / "artifacts").as_uri())
-    return uri, client, experiment, root
+def store(tmp_path_factory) -> Store:
+    return Store.create(tmp_path_factory.mktemp("pinned"))
 
 
 @pytest.mark.slow

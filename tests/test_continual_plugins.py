@@ -38,6 +38,24 @@ def method_strategy(method, options, epochs=1, seed=0):
     return make_strategy(method.make_plugins, options, slu, model, train, seed=seed), slu
 
 
+class TermRecorder(SupervisedPlugin):
+    """Keeps the loss terms of every training batch (the template's ``loss_terms``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def after_backward(self, strategy, **kwargs):
+        self.batches.append({name: float(value) for name, value in strategy.loss_terms.items()})
+
+    @property
+    def names(self):
+        return [set(batch) for batch in self.batches]
+
+    def values(self, name):
+        return [batch[name] for batch in self.batches]
+
+
 def plugin_of(strategy, kind):
     return next(p for p in strategy.plugins if isinstance(p, kind))
 
@@ -95,13 +113,18 @@ def test_coconut_teacher_is_frozen_and_nspt_waits_for_it():
     options = CoconutOptions(replay=ReplayOptions(size=12))
     strategy, slu = method_strategy(coconut_method, options)
     coconut = plugin_of(strategy, CoconutPlugin)
+    terms = TermRecorder()
+    strategy.plugins.append(terms)
     first, second = list(slu.benchmark.train_stream)[:2]
     strategy.train(first, eval_streams=[])
-    assert coconut.last_nspt == 0.0 and coconut.last_mm > 0.0  # no teacher in experience 0, MM on
+    assert terms.names == [{"seq2seq", "mm"}] * len(terms.names)  # no teacher in experience 0: no NSPT; MM on
+    assert all(value > 0 for value in terms.values("mm"))
     teacher = coconut.teacher
     before = {name: p.detach().clone() for name, p in teacher.named_parameters()}
+    terms.batches.clear()
     strategy.train(second, eval_streams=[])
-    assert coconut.last_nspt > 0.0
+    assert terms.names == [{"seq2seq", "mm", "nspt"}] * len(terms.names)  # every batch holds rehearsal and new samples
+    assert all(value > 0 for value in terms.values("nspt"))
     for name, parameter in teacher.named_parameters():
         assert not parameter.requires_grad and parameter.grad is None
         assert torch.equal(parameter, before[name]), name

@@ -15,11 +15,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-import mlflow.pytorch
 import pytest
 import torch
 from avalanche.training.plugins import SupervisedPlugin
-from continual_runs import Store, context, history, run
+from continual_runs import Store, context, history, install_toy_method, run
 
 from suite import registry
 from suite.continual.entries import continual_method
@@ -48,8 +47,22 @@ def stopping(method: str, experience: int, epoch: int, armed: bool):
     )
 
 
-def final_weights(store: Store, run_id: str, folder: Path) -> dict[str, torch.Tensor]:
-    return mlflow.pytorch.load_model(store.client.download_artifacts(run_id, "model", str(folder))).state_dict()
+def final_weights(ctx) -> dict[str, torch.Tensor]:
+    """The model as the run's last checkpoint (after its last experience) holds it."""
+    state = ctx.checkpoints.load()
+    assert state["position"] == {"experience": 2, "epochs": 2, "evaluated": True}
+    return state["model"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def toy_method(tmp_path_factory):
+    """The one-file toy method (its learning rate decays per experience) tests the hook order of a restore."""
+    site = install_toy_method(tmp_path_factory.mktemp("site"))
+    sys.path.insert(0, str(site))
+    registry.clear_cache()
+    yield site
+    sys.path.remove(str(site))
+    registry.clear_cache()
 
 
 CASES = {
@@ -58,6 +71,7 @@ CASES = {
     "replay herding mid-experience": ("replay", {"replay": {"size": 12, "policy": "herding"}}, (2, 1)),
     "ewc mid-experience": ("ewc", {}, (2, 1)),
     "lwf at an experience boundary": ("lwf", {}, (1, 0)),
+    "learning-rate decay at an experience boundary": ("toy-lr-decay", {}, (2, 0)),
 }
 
 
@@ -66,9 +80,10 @@ CASES = {
 def test_resumed_run_equals_uninterrupted_run(tmp_path, case):
     method, options, (experience, epoch) = CASES[case]
     store = Store.create(tmp_path)
-    reference, reference_id = run(store, stopping(method, experience, epoch, armed=False), method_options=options)
+    ctx, entry = context(store, stopping(method, experience, epoch, armed=False), method_options=options, resumable=True, checkpoint=False)
+    reference, reference_id, reference_weights = entry.run(ctx), ctx.tracker.run_id, final_weights(ctx)
 
-    ctx, entry = context(store, stopping(method, experience, epoch, armed=True), method_options=options, resumable=True)
+    ctx, entry = context(store, stopping(method, experience, epoch, armed=True), method_options=options, resumable=True, checkpoint=False)
     with pytest.raises(RuntimeError, match="stopped at"):
         entry.run(ctx)
     run_id = ctx.tracker.run_id
@@ -78,15 +93,17 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, case):
         else {"experience": experience, "epochs": epoch, "evaluated": False}
     )
 
-    ctx, entry = context(store, stopping(method, experience, epoch, armed=False), run_id=run_id, method_options=options, resumable=True)
+    ctx, entry = context(
+        store, stopping(method, experience, epoch, armed=False), run_id=run_id, method_options=options, resumable=True, checkpoint=False
+    )
     resumed = entry.run(ctx)
 
     reference.pop("train_seconds"), resumed.pop("train_seconds")
     assert resumed == reference
-    for key in ("avg_acc_seen", "wer_seen", "train.loss", "train.loss.seq2seq", "train.grad_norm"):
+    for key in ("avg_acc_seen", "wer_seen", "train.loss", "train.loss.seq2seq", "train.grad_norm", "train.lr"):
         assert history(store, run_id, key) == history(store, reference_id, key), key
-    ours, theirs = final_weights(store, run_id, tmp_path / "a"), final_weights(store, reference_id, tmp_path / "b")
-    assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+    weights = final_weights(ctx)
+    assert all(torch.equal(weights[name], reference_weights[name]) for name in reference_weights)
 
 
 KILLED_RUN = textwrap.dedent(
@@ -113,7 +130,7 @@ KILLED_RUN = textwrap.dedent(
 
     from suite.continual.entries import continual_method
     killer = continual_method("coconut", entry.options, killing, "killed")
-    ctx, killer = context(store, killer, run_id={run_id!r}, resumable=True)
+    ctx, killer = context(store, killer, run_id={run_id!r}, resumable=True, checkpoint=False)
     killer.run(ctx)
     """
 )
@@ -122,14 +139,14 @@ KILLED_RUN = textwrap.dedent(
 @pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_metrics(tmp_path):
     store = Store.create(tmp_path)
-    reference, _ = run(store, stopping("coconut", 1, 1, armed=False))
+    reference, _ = run(store, stopping("coconut", 1, 1, armed=False), checkpoint=False)
     run_id = store.new_run()
     script = KILLED_RUN.format(
         tests=str(Path(__file__).parent), uri=store.uri, experiment=store.experiment, root=str(tmp_path), run_id=run_id
     )
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env={**os.environ})
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
-    ctx, entry = context(store, stopping("coconut", 1, 1, armed=False), run_id=run_id, resumable=True)
+    ctx, entry = context(store, stopping("coconut", 1, 1, armed=False), run_id=run_id, resumable=True, checkpoint=False)
     assert ctx.checkpoints.load()["position"] == {"experience": 1, "epochs": 1, "evaluated": False}
     resumed = entry.run(ctx)
     reference.pop("train_seconds"), resumed.pop("train_seconds")

@@ -76,9 +76,9 @@ def transcript_embedding(embedding: nn.Embedding, tokens: torch.Tensor, pad_id: 
 class CoconutPlugin(TeacherPlugin):
     """NSPT (rehearsal anchors, frozen teacher) + MM (new samples) for ``Seq2SeqTemplate``.
 
-    The plugin owns its projection heads: they join the strategy's optimizer at the start of
-    each experience (a parameter group of their own) and are frozen alongside the model as the
-    teacher's heads at its end.
+    The plugin owns its projection heads: they join the strategy's optimizer before training (a
+    parameter group of their own, which Avalanche's ``make_optimizer`` keeps) and are frozen
+    alongside the model as the teacher's heads at the end of each experience.
     """
 
     def __init__(
@@ -95,8 +95,8 @@ class CoconutPlugin(TeacherPlugin):
         self.nspt_weight, self.nspt_temperature = nspt_weight, nspt_temperature
         self.mm_weight, self.mm_temperature = mm_weight, mm_temperature
 
-    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        super().before_training_exp(strategy, **kwargs)
+    def before_training(self, strategy: Any, **kwargs: Any) -> None:
+        """Before Avalanche (re)makes the optimizer for the experience: the heads train, and a resumed optimizer state fits."""
         add_to_optimizer(strategy.optimizer, self.heads)
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:

@@ -8,17 +8,24 @@ metrics' accumulated rows, Avalanche's clock, the experiences seen, and every ra
 (Python, NumPy, torch: the data order and dropout come from them; Avalanche's ``RNGManager``
 drives the same global generators and holds no state of its own).
 
-Restoring happens in two moments, because of the order of Avalanche's hooks:
+Restoring happens in steps, because of the order of Avalanche's hooks:
 
 - ``restore`` (before training resumes): weights, plugin and metric states, the clock's run-wide
   counters, the seen experiences;
-- at the next ``before_training_exp``, after Avalanche has built the training loader and
-  (re)made the optimizer (which resets its state in a fresh process): the optimizer state, the
-  clock's counters within the experience, and the random generators, so that the next epoch
-  draws exactly the batches and dropout masks the uninterrupted run drew.
+- at the next ``before_training_exp``, after Avalanche has (re)made the optimizer (which resets
+  its state in a fresh process): the optimizer state. Resuming at an experience boundary, it is
+  restored *before* the method's plugins run their ``before_training_exp`` (they act on it as
+  they did in the uninterrupted run: a plugin that lowers the learning rate at each new
+  experience lowers the restored one); resuming within an experience, *after* them (their
+  effect at this experience's start is already in the saved state);
+- last, after Avalanche's ``Clock`` reset its counters for the experience: the clock's counters
+  within the experience and the random generators, so that the next epoch draws exactly the
+  batches and dropout masks the uninterrupted run drew.
 
-The plugin must come last, after Avalanche's ``Clock``: it saves once the epoch's metrics were
-logged and the clock has counted the epoch.
+So ``attach`` puts a small companion plugin first in the strategy's list and the checkpoint
+itself last, after the ``Clock``: it also saves once the epoch's metrics were logged and the
+clock has counted the epoch. A method plugin's ``before_training_exp`` runs again when a run
+resumes within an experience: keep it idempotent, or keep its effect in its ``state_dict``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any
 
 from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 from avalanche.training.plugins.clock import Clock
+from avalanche.training.templates.base_sgd import PeriodicEval
 
 from suite.seeding import restore_rng_state, rng_state
 
@@ -36,8 +44,21 @@ CLOCK_EXPERIENCE_COUNTERS = ("train_exp_epochs", "train_exp_iterations")
 
 
 def method_plugins(strategy: Any) -> list[Any]:
-    """The strategy's plugins that belong to the method (not the evaluator, the clock or the checkpoint)."""
-    return [p for p in strategy.plugins if not isinstance(p, (EvaluationPlugin, Clock, RunCheckpoint))]
+    """The strategy's plugins that belong to the method (not Avalanche's evaluator, clock and periodic eval, or the checkpoint's)."""
+    return [p for p in strategy.plugins if not isinstance(p, (EvaluationPlugin, Clock, PeriodicEval, RunCheckpoint, _RestoreFirst))]
+
+
+class _RestoreFirst(SupervisedPlugin):
+    """The checkpoint's first-in-line part: the optimizer of a run resumed at an experience boundary."""
+
+    def __init__(self, checkpoint: RunCheckpoint):
+        super().__init__()
+        self.checkpoint = checkpoint
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        pending = self.checkpoint._pending
+        if pending is not None and pending["position"]["evaluated"]:
+            strategy.optimizer.load_state_dict(pending["optimizer"])
 
 
 class RunCheckpoint(SupervisedPlugin):
@@ -48,6 +69,11 @@ class RunCheckpoint(SupervisedPlugin):
         self.store = store
         self.metrics = metrics
         self._pending: dict[str, Any] | None = None
+
+    def attach(self, strategy: Any) -> None:
+        """Join ``strategy``: a companion first in its plugin list, this checkpoint last (after Avalanche's clock)."""
+        strategy.plugins.insert(0, _RestoreFirst(self))
+        strategy.plugins.append(self)
 
     # ---- saving ---------------------------------------------------------------------------
     def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
@@ -100,8 +126,8 @@ class RunCheckpoint(SupervisedPlugin):
         if self._pending is None:
             return
         state, self._pending = self._pending, None
-        strategy.optimizer.load_state_dict(state["optimizer"])
         if not state["position"]["evaluated"]:
+            strategy.optimizer.load_state_dict(state["optimizer"])
             for name in CLOCK_EXPERIENCE_COUNTERS:
                 setattr(strategy.clock, name, state["clock"][name])
         restore_rng_state(state["rng"])

@@ -148,12 +148,12 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
         make_plugins, ctx.method_options, scenario, model, train, seed=ctx.seed, metrics=[matrix, losses], logger=logger, device=device
     )
     checkpoint = RunCheckpoint(ctx.checkpoints, {"matrix": matrix, "losses": losses})
-    strategy.plugins.append(checkpoint)  # last, after Avalanche's clock (see resume.py)
+    checkpoint.attach(strategy)
     echo = train.echo and not ctx.quiet
     state = ctx.checkpoints.load() if ctx.checkpoints is not None else None
     start = (0, 0)
     if state is None:
-        _log_setup(ctx, scenario, model, strategy, echo)
+        _log_setup(ctx, scenario, model, strategy)
         if echo:
             print(f"{name}: {len(scenario.benchmark.train_stream)} experiences, classes per experience {list(scenario.classes_per_exp)}")
     else:
@@ -179,10 +179,10 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
     return summary
 
 
-def _log_setup(ctx: RunContext, scenario: Any, model: torch.nn.Module, strategy: Seq2SeqTemplate, echo: bool) -> None:
+def _log_setup(ctx: RunContext, scenario: Any, model: torch.nn.Module, strategy: Seq2SeqTemplate) -> None:
     """What the run is made of: derived sizes, the plugins, the dataset (an MLflow input), skipped audio."""
     skipped = list(getattr(scenario, "skipped_files", None) or [])
-    if skipped and echo:
+    if skipped:  # shown even in quiet mode: data the run did not use
         shown = ", ".join(skipped[:SKIPPED_FILES_SHOWN]) + (" ..." if len(skipped) > SKIPPED_FILES_SHOWN else "")
         print(f"skipped {len(skipped)} unreadable audio file(s): {shown}", file=sys.stderr)
     if ctx.tracker is None:
