@@ -17,15 +17,17 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from avalanche.training.plugins import SupervisedPlugin
 from click.testing import CliRunner
 from continual_runs import Store, history, install_toy_method, run
 
 from suite import registry
 from suite.api import NoOptions, ScenarioEntry
 from suite.cli import main
-from suite.continual.entries import check_point
+from suite.continual.entries import check_point, continual_method
+from suite.continual.finetune import FinetuneOptions
 from suite.continual.mlflow_logger import heatmap
-from suite.continual.strategy import Seq2SeqTemplate
+from suite.continual.strategy import NonFiniteLossError, Seq2SeqTemplate
 from suite.continual.synthetic import build_synthetic_slu
 from suite.errors import SpecError
 
@@ -177,3 +179,20 @@ def test_a_nan_loss_fails_the_run_naming_experience_and_batch(fsc_root, tracking
     assert child.info.status == "FAILED"
     assert "NonFiniteLossError: non-finite training loss at experience 0, epoch 0, batch 1" in child.data.tags["suite.error"]
     assert history(Store(mlflow.get_tracking_uri(), mlflow.MlflowClient(), "", tmp_path), child.info.run_id, "avg_acc_seen") == []
+
+
+def test_on_an_accelerator_a_nan_loss_is_caught_at_the_end_of_its_epoch_without_per_batch_reads(store):
+    """The accelerator path (no per-batch device read) run on the CPU: the epoch ends, then the run fails naming the batch."""
+    seen = []
+
+    class Watch(SupervisedPlugin):
+        def before_training_exp(self, strategy, **kwargs):
+            strategy.check_finite_per_batch = False
+
+        def after_training_iteration(self, strategy, **kwargs):
+            seen.append(strategy.clock.train_epoch_iterations)
+
+    entry = continual_method("finetune", FinetuneOptions, lambda options, setup: [Watch()], "watched")
+    with pytest.raises(NonFiniteLossError, match="non-finite training loss at experience 0, epoch 0, batch 1; stopped"):
+        run(store, entry, lr=1.0e9, grad_clip=None, batch_size=4)
+    assert seen == list(range(8))  # the whole first epoch ran (8 batches of 4), then the run stopped

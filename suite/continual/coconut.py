@@ -117,12 +117,13 @@ class CoconutPlugin(TeacherPlugin):
         if self.nspt_weight and self.active(strategy):
             strategy.add_loss("nspt", self.nspt(strategy, pooled, labels, rehearsal), self.nspt_weight)
         if self.mm_weight and strategy.mb_has_new:
-            new = ~rehearsal
+            new = strategy.mb_new_index
             strategy.add_loss("mm", self.mm(strategy, pooled[new], labels[new], strategy.mb_tokens[new]), self.mm_weight)
 
     def nspt(self, strategy: Any, pooled: torch.Tensor, labels: torch.Tensor, rehearsal: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            memory, mask = self.teacher.encode(strategy.mb_x[rehearsal], strategy.mb_x_lens[rehearsal])
+            index = strategy.mb_rehearsal_index
+            memory, mask = self.teacher.encode(strategy.mb_x[index], strategy.mb_x_lens[index])
             teacher_z = self.teacher_heads.nspt(self.teacher.pooled(memory, mask))
         student_z = self.heads.nspt(pooled)
         return nspt_loss(student_z, teacher_z, labels, rehearsal, self.nspt_temperature)

@@ -95,6 +95,8 @@ class Seq2SeqTemplate(SupervisedTemplate):
         self.mb_memory: Tensor | None = None
         self.mb_memory_mask: Tensor | None = None
         self.mb_rehearsal: Tensor | None = None
+        self.mb_rehearsal_index: Tensor | None = None
+        self.mb_new_index: Tensor | None = None
         self.mb_has_rehearsal = False
         self.mb_has_new = False
         self.loss_terms: dict[str, Tensor] = {}
@@ -102,6 +104,8 @@ class Seq2SeqTemplate(SupervisedTemplate):
         self._seq2seq_loss: Tensor | None = None
         self._aux_loss: Tensor | None = None
         self._first_nonfinite: Tensor | None = None
+        self.check_finite_per_batch = torch.device(device).type == "cpu"
+        """Read the loss's finiteness every batch (free on the CPU); else once per epoch, from the device."""
 
     # ---- the minibatch ------------------------------------------------------------------
     @property
@@ -125,17 +129,22 @@ class Seq2SeqTemplate(SupervisedTemplate):
         return self.mb_rehearsal
 
     def _unpack_minibatch(self) -> None:
-        """Split rehearsal from new samples on the CPU labels, then move the batch to the device."""
-        labels = self.mbatch[1]
-        rehearsal = ~torch.isin(labels, self.current_classes) if self.is_training and labels.device.type == "cpu" else None
-        super()._unpack_minibatch()
+        """Split rehearsal from new samples on the CPU labels, then move the batch (and the split) to the device.
+
+        Plugins select rows with ``mb_rehearsal_index``/``mb_new_index`` (index tensors: no device
+        read, unlike a boolean mask) and branch on ``mb_has_rehearsal``/``mb_has_new`` (plain bools).
+        """
         self.mb_rehearsal = None
-        if rehearsal is not None:
-            self.mb_has_rehearsal, self.mb_has_new = bool(rehearsal.any()), bool((~rehearsal).any())
-            self.mb_rehearsal = rehearsal.to(self.device, non_blocking=True)
-        elif self.is_training:
-            mask = self.rehearsal_mask
-            self.mb_has_rehearsal, self.mb_has_new = bool(mask.any()), bool((~mask).any())
+        if not self.is_training:
+            super()._unpack_minibatch()
+            return
+        labels = self.mbatch[1].cpu()
+        rehearsal = ~torch.isin(labels, self.current_classes)
+        super()._unpack_minibatch()
+        self.mb_has_rehearsal, self.mb_has_new = bool(rehearsal.any()), bool((~rehearsal).any())
+        self.mb_rehearsal = rehearsal.to(self.device, non_blocking=True)
+        self.mb_rehearsal_index = rehearsal.nonzero().squeeze(1).to(self.device, non_blocking=True)
+        self.mb_new_index = (~rehearsal).nonzero().squeeze(1).to(self.device, non_blocking=True)
 
     # ---- forward and loss ---------------------------------------------------------------
     def forward(self) -> Tensor:
@@ -182,7 +191,7 @@ class Seq2SeqTemplate(SupervisedTemplate):
     def _check_finite(self) -> None:
         """Per batch on the CPU; on an accelerator, remember the first bad batch on the device (no sync)."""
         finite = torch.isfinite(self.loss.detach()).all()
-        if self.device.type == "cpu":
+        if self.check_finite_per_batch:
             if not bool(finite):
                 self._raise_nonfinite(self.clock.train_epoch_iterations)
             return
@@ -198,7 +207,7 @@ class Seq2SeqTemplate(SupervisedTemplate):
             self._raise_nonfinite(batch)
 
     def _raise_nonfinite(self, batch: int) -> None:
-        terms = ", ".join(f"{name} {value.item():.4g}" for name, value in self.loss_terms.items()) if self.device.type == "cpu" else ""
+        terms = ", ".join(f"{name} {value.item():.4g}" for name, value in self.loss_terms.items()) if self.check_finite_per_batch else ""
         raise NonFiniteLossError(
             f"non-finite training loss at experience {self.experience.current_experience}, epoch {self.clock.train_exp_epochs}, "
             f"batch {batch}{f' ({terms})' if terms else ''}; stopped instead of training on"

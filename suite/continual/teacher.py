@@ -70,8 +70,8 @@ class RehearsalDistillationPlugin(TeacherPlugin):
 
     def before_backward(self, strategy: Any, **kwargs: Any) -> None:
         if self.weight and self.active(strategy):
-            strategy.add_loss(self.name, self.rehearsal_loss(strategy, strategy.rehearsal_mask), self.weight)
+            strategy.add_loss(self.name, self.rehearsal_loss(strategy, strategy.mb_rehearsal_index), self.weight)
 
     def rehearsal_loss(self, strategy: Any, rehearsal: Tensor) -> Tensor:
-        """The distillation loss on the batch's rehearsal samples (``rehearsal`` is their mask)."""
+        """The distillation loss on the batch's rehearsal samples (``rehearsal``: their row indices)."""
         raise NotImplementedError
