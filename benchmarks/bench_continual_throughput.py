@@ -68,6 +68,7 @@ def make(method, options, slu, model_state, args, buffer_from=None, teacher_stat
         if isinstance(plugin, CoconutPlugin) and teacher_state is not None:
             plugin.teacher = frozen_copy(model)
             plugin.teacher.load_state_dict(teacher_state)
+            plugin.teacher_heads = frozen_copy(plugin.heads)
     return strategy
 
 

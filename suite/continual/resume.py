@@ -92,6 +92,7 @@ class RunCheckpoint(SupervisedPlugin):
             "position": dict(position),
             "model": strategy.model.state_dict(),
             "optimizer": strategy.optimizer.state_dict(),
+            "plugin_types": method_plugins_names(method_plugins(strategy)),
             "plugins": [_state_of(plugin) for plugin in method_plugins(strategy)],
             "metrics": {name: metric.state_dict() for name, metric in self.metrics.items()},
             "clock": {name: int(getattr(clock, name)) for name in CLOCK_RUN_COUNTERS + CLOCK_EXPERIENCE_COUNTERS},
@@ -105,8 +106,10 @@ class RunCheckpoint(SupervisedPlugin):
         if state.get("format") != FORMAT:
             raise ValueError(f"resume checkpoint format {state.get('format')!r}, expected {FORMAT}")
         plugins = method_plugins(strategy)
-        if len(plugins) != len(state["plugins"]):
-            raise ValueError(f"resume checkpoint holds {len(state['plugins'])} plugin states, the method has {len(plugins)} plugins")
+        if method_plugins_names(plugins) != state["plugin_types"]:
+            raise ValueError(
+                f"the resume checkpoint was saved by plugins {state['plugin_types']}, this run has {method_plugins_names(plugins)}"
+            )
         strategy.model.load_state_dict(state["model"])
         for plugin, plugin_state in zip(plugins, state["plugins"]):
             if plugin_state is not None:
@@ -131,6 +134,10 @@ class RunCheckpoint(SupervisedPlugin):
             for name in CLOCK_EXPERIENCE_COUNTERS:
                 setattr(strategy.clock, name, state["clock"][name])
         restore_rng_state(state["rng"])
+
+
+def method_plugins_names(plugins: list[Any]) -> list[str]:
+    return [type(plugin).__name__ for plugin in plugins]
 
 
 def _state_of(plugin: Any) -> dict[str, Any] | None:
