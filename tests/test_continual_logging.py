@@ -157,13 +157,12 @@ def fsc_spec(tmp_path: Path, root: Path, **train) -> Path:
 
 
 @pytest.mark.slow
-def test_skipped_audio_is_printed_and_logged_and_stderr_holds_no_warning(fsc_root, tracking_uri, tmp_path):
+def test_skipped_audio_is_logged_on_the_run_and_stderr_holds_no_warning(fsc_root, tracking_uri, tmp_path):
     root = shutil.copytree(fsc_root, tmp_path / "fsc")
     broken = sorted((root / "wavs" / "speakers").rglob("*.wav"))[0]
     broken.write_bytes(b"not a wav file")
     result = CliRunner().invoke(main, ["run", str(fsc_spec(tmp_path, root, checkpoint="false"))])
     assert result.exit_code == 0, result.output
-    assert f"skipped 1 unreadable audio file(s): {broken}" in result.stderr
     assert not [line for line in result.stderr.splitlines() if "warning" in line.lower()], result.stderr
     child = next(r for r in mlflow.search_runs(experiment_names=["fsc-tiny"], output_format="list") if r.data.tags["suite.kind"] == "child")
     assert child.data.params["derived.skipped_audio"] == "1"

@@ -21,7 +21,6 @@ adds no row. All logging goes through ``ctx.tracker``; the launcher owns the MLf
 from __future__ import annotations
 
 import copy
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -180,11 +179,8 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
 
 
 def _log_setup(ctx: RunContext, scenario: Any, model: torch.nn.Module, strategy: Seq2SeqTemplate) -> None:
-    """What the run is made of: derived sizes, the plugins, the dataset (an MLflow input), skipped audio."""
-    skipped = list(getattr(scenario, "skipped_files", None) or [])
-    if skipped:  # shown even in quiet mode: data the run did not use
-        shown = ", ".join(skipped[:SKIPPED_FILES_SHOWN]) + (" ..." if len(skipped) > SKIPPED_FILES_SHOWN else "")
-        print(f"skipped {len(skipped)} unreadable audio file(s): {shown}", file=sys.stderr)
+    """What the run is made of: derived sizes, the plugins, the dataset (an MLflow input), the audio files skipped (count, first few)."""
+    skipped = list(getattr(scenario, "skipped_files", None) or [])  # the SLU scenario prints them when it builds
     if ctx.tracker is None:
         return
     params = {
