@@ -196,7 +196,11 @@ def test_suite_resume_after_sigkill_equals_an_uninterrupted_run(fsc_root, tmp_pa
     assert reference.returncode == 0, reference.stderr[-3000:]
     (tmp_path / "kill").mkdir()
     (tmp_path / "kill" / "sitecustomize.py").write_text(KILL_AFTER_SAVES)
-    killing = {**env, "PYTHONPATH": str(tmp_path / "kill"), "KILL_AFTER_SAVES": "4"}  # exp 0: 2 epochs + its end; exp 1: epoch 0
+    killing = {
+        **env,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "kill"), env.get("PYTHONPATH", "")]),
+        "KILL_AFTER_SAVES": "4",
+    }  # exp 0: 2 epochs + its end; exp 1: epoch 0
     killed = suite_cli("run", str(spec), "-q", env=killing)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
 
