@@ -196,11 +196,8 @@ def test_suite_resume_after_sigkill_equals_an_uninterrupted_run(fsc_root, tmp_pa
     assert reference.returncode == 0, reference.stderr[-3000:]
     (tmp_path / "kill").mkdir()
     (tmp_path / "kill" / "sitecustomize.py").write_text(KILL_AFTER_SAVES)
-    killing = {
-        **env,
-        "PYTHONPATH": os.pathsep.join([str(tmp_path / "kill"), env.get("PYTHONPATH", "")]),
-        "KILL_AFTER_SAVES": "4",
-    }  # exp 0: 2 epochs + its end; exp 1: epoch 0
+    path = os.pathsep.join([str(tmp_path / "kill"), env.get("PYTHONPATH", "")])
+    killing = {**env, "PYTHONPATH": path, "KILL_AFTER_SAVES": "4"}  # saves: exp 0's 2 epochs and its end, then exp 1's epoch 0
     killed = suite_cli("run", str(spec), "-q", env=killing)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
 
