@@ -127,3 +127,15 @@ def test_replay_beats_finetune_and_finetune_forgets(store):
 def test_buffer_policies_run(store, policy):
     summary, _ = run_method(store, "replay", epochs=2, method_options={"replay": {"size": 0.25, "policy": policy}})
     assert not math.isnan(summary["avg_acc"])
+
+
+def test_coconut_without_its_losses_is_replay_exactly_so_methods_pair_by_seed(store):
+    """Same seed, same data order and dropout: COCONUT with both weights at 0 trains exactly as replay."""
+    replay, replay_id = run_method(store, "replay", seed=2, epochs=2)
+    off = {"nspt": {"weight": 0.0}, "mm": {"weight": 0.0}}
+    coconut, coconut_id = run_method(store, "coconut", seed=2, epochs=2, method_options=off)
+    for key in SUMMARY_KEYS:
+        assert coconut[key] == replay[key], key
+    _, client, _, _ = store
+    losses = [[m.value for m in client.get_metric_history(run_id, "train.loss")] for run_id in (replay_id, coconut_id)]
+    assert losses[0] == losses[1] and len(losses[0]) == 6

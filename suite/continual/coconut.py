@@ -136,7 +136,9 @@ class CoconutPlugin(TeacherPlugin):
 
 def make_plugins(options: CoconutOptions, setup: MethodSetup) -> list[Any]:
     model = setup.model
-    heads = CoconutHeads(model.d_model, options.proj_dim or default_proj_dim(model.d_model))
+    with torch.random.fork_rng(devices=[]):  # heads from their own draws: the run's data order stays the replay baseline's
+        torch.manual_seed(setup.seed)
+        heads = CoconutHeads(model.d_model, options.proj_dim or default_proj_dim(model.d_model))
     heads.to(next(model.parameters()).device)
     plugins: list[Any] = [
         replay_plugin(options.replay, setup),
