@@ -216,7 +216,9 @@ class EpochLosses(PluginMetric[dict]):
     before it in the whole run (a global epoch count across experiences): ``train.loss``,
     ``train.loss.<term>`` (``seq2seq``, ``nspt``, ``mm``, ``akd``, ``skd``, ``lwf``, ``ewc``: each
     term before its weight, averaged over the batches it appeared in), ``train.grad_norm``
-    (before clipping), ``train.clip_fraction`` (share of steps clipped) and ``train.lr``.
+    (the norm ``grad_clip`` bounds, before clipping: the total loss's gradient, or the seq2seq
+    loss's with ``grad_clip_on=seq2seq_loss``), ``train.clip_fraction`` (share of steps
+    clipped) and ``train.lr``.
     """
 
     def __init__(self) -> None:
