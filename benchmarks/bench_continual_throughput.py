@@ -30,14 +30,16 @@ from pathlib import Path
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
-from suite.continual.coconut import CoconutPlugin
+from suite.continual import coconut, replay
+from suite.continual.coconut import CoconutOptions, CoconutPlugin
 from suite.continual.entries import SLU_SEQ2SEQ
-from suite.continual.options import CoconutOptions, ContinualTrain, ReplayMethodOptions, ReplayOptions, SLUModelOptions
-from suite.continual.replay import Seq2SeqReplayPlugin
-from suite.continual.runner import build_strategy, seed_all
+from suite.continual.options import ContinualTrain, SLUModelOptions
+from suite.continual.replay import ReplayMethodOptions, ReplayOptions, Seq2SeqReplayPlugin
+from suite.continual.runner import make_strategy
 from suite.continual.strategy import sequence_loss
 from suite.continual.synthetic import build_synthetic_slu
 from suite.continual.teacher import frozen_copy
+from suite.seeding import seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,12 +55,12 @@ class BatchRecorder(SupervisedPlugin):
         self.batches.append([part.detach().clone() for part in strategy.mbatch])
 
 
-def make(method: str, options, slu, model_state, args, buffer_from=None, teacher_state=None):
-    """A strategy for ``method`` starting from ``model_state``, with a copy of an existing buffer."""
+def make(method, options, slu, model_state, args, buffer_from=None, teacher_state=None):
+    """A strategy for the ``method`` module starting from ``model_state``, with a copy of an existing buffer."""
     model = SLU_SEQ2SEQ.build(SLUModelOptions(preset=args.preset), vocab_size=len(slu.tokenizer), n_mels=slu.n_mels, pad_id=0)
     model.load_state_dict(model_state)
     train = ContinualTrain(epochs=1, batch_size=args.batch_size, lr=1e-3, echo=False)
-    strategy = build_strategy(model, slu, method, options, train, None, torch.device("cpu"))
+    strategy = make_strategy(method.make_plugins, options, slu, model, train)
     if buffer_from is not None:
         replay = next(p for p in strategy.plugins if isinstance(p, Seq2SeqReplayPlugin))
         replay.storage_policy = copy.deepcopy(buffer_from)
@@ -66,6 +68,7 @@ def make(method: str, options, slu, model_state, args, buffer_from=None, teacher
         if isinstance(plugin, CoconutPlugin) and teacher_state is not None:
             plugin.teacher = frozen_copy(model)
             plugin.teacher.load_state_dict(teacher_state)
+            plugin.teacher_heads = frozen_copy(plugin.heads)
     return strategy
 
 
@@ -73,7 +76,7 @@ def timed_epoch(strategy, experience, recorder: BatchRecorder | None = None) -> 
     """Seconds and utterances of one training epoch of the suite's loop on ``experience``."""
     counter = BatchRecorder() if recorder is None else recorder
     strategy.plugins.append(counter)
-    seed_all(1)
+    seed_everything(1)
     started = time.perf_counter()
     strategy.train(experience, eval_streams=[])
     elapsed = time.perf_counter() - started
@@ -122,12 +125,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    seed_all(0)
+    seed_everything(0)
     slu = build_synthetic_slu(per_class=(args.per_class, 2, 4), n_mels=args.n_mels, frames=tuple(args.frames))
     first, second = list(slu.benchmark.train_stream)[:2]
     replay_options = ReplayMethodOptions(replay=ReplayOptions(size=args.per_class * 2))
     warm = make(
-        "replay",
+        replay,
         replay_options,
         slu,
         SLU_SEQ2SEQ.build(SLUModelOptions(preset=args.preset), vocab_size=len(slu.tokenizer), n_mels=slu.n_mels, pad_id=0).state_dict(),
@@ -138,11 +141,11 @@ def main() -> None:
     buffer = next(p for p in warm.plugins if isinstance(p, Seq2SeqReplayPlugin)).storage_policy
 
     recorder = BatchRecorder()
-    replay_s, utterances = timed_epoch(make("replay", replay_options, slu, state, args, buffer), second, recorder)  # also warms up
+    replay_s, utterances = timed_epoch(make(replay, replay_options, slu, state, args, buffer), second, recorder)  # also warms up
     plain_s = plain_epoch(recorder.batches, slu, state, args)
     for _ in range(args.repeats):  # alternate, keep the best of each: the machine is shared and noisy
         plain_s = min(plain_s, plain_epoch(recorder.batches, slu, state, args))
-        replay_s = min(replay_s, timed_epoch(make("replay", replay_options, slu, state, args, buffer), second)[0])
+        replay_s = min(replay_s, timed_epoch(make(replay, replay_options, slu, state, args, buffer), second)[0])
     results = {"plain": plain_s, "replay": replay_s}
     variants = {
         "coconut": CoconutOptions(replay=replay_options.replay),
@@ -151,7 +154,7 @@ def main() -> None:
     }
     for label, options in variants.items():
         results[label] = min(
-            timed_epoch(make("coconut", options, slu, state, args, buffer, teacher_state=state), second)[0]
+            timed_epoch(make(coconut, options, slu, state, args, buffer, teacher_state=state), second)[0]
             for _ in range(max(1, args.repeats - 1))
         )
 

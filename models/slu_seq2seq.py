@@ -3,23 +3,38 @@
 Torch modules only. The encoder (convolutional subsampling, then a Transformer or
 Conformer stack) turns audio into a memory; an autoregressive Transformer decoder emits the
 target tokens, intent first, so that intent accuracy comes from the first decoded token and
-WER from the rest. Three projection heads serve the contrastive losses of COCONUT: one on
-the pooled audio embedding for NSPT, and the audio/text pair ``g_a``/``g_t`` for MM.
+WER from the rest. Methods that need more (COCONUT's projection heads) build their own
+modules on top of ``pooled`` and ``embedding``; the model holds the seq2seq network only.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-PRESETS: dict[str, dict[str, int | float]] = {
-    "tiny": {"d_model": 64, "num_heads": 4, "enc_layers": 2, "dec_layers": 1, "ff_dim": 128, "proj_dim": 64},
-    "small": {"d_model": 96, "num_heads": 4, "enc_layers": 2, "dec_layers": 1, "ff_dim": 256, "proj_dim": 64},
-    "base": {"d_model": 256, "num_heads": 4, "enc_layers": 6, "dec_layers": 3, "ff_dim": 1024, "proj_dim": 128},
-    "large": {"d_model": 512, "num_heads": 8, "enc_layers": 12, "dec_layers": 6, "ff_dim": 2048, "proj_dim": 256},
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"d_model": 64, "num_heads": 4, "enc_layers": 2, "dec_layers": 1, "ff_dim": 128},
+    "small": {"d_model": 96, "num_heads": 4, "enc_layers": 2, "dec_layers": 1, "ff_dim": 256},
+    "base": {"d_model": 256, "num_heads": 4, "enc_layers": 6, "dec_layers": 3, "ff_dim": 1024},
+    "large": {"d_model": 512, "num_heads": 8, "enc_layers": 12, "dec_layers": 6, "ff_dim": 2048},
 }
+"""The model's sizes, one row per preset: the only place they are written down."""
+
+DEFAULT_PRESET = "small"
+
+DEFAULTS: dict[str, Any] = {
+    "dropout": 0.1,
+    "encoder": "transformer",
+    "conv_channels": 32,
+    "conformer_kernel": 15,
+    "global_conditioning": True,
+}
+"""Every other constructor argument's default, the same for every preset."""
+
+ENCODERS = ("transformer", "conformer")
 
 
 def subsampled_lengths(lengths: Tensor, times: int = 2) -> Tensor:
@@ -71,42 +86,31 @@ class ConvSubsampling(nn.Module):
         return h, subsampled_lengths(lengths).clamp(min=1, max=t)
 
 
-class ProjectionHead(nn.Module):
-    """2-layer MLP projection for contrastive losses (normalization is the loss's job)."""
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
 class SLUSeq2Seq(nn.Module):
-    """Encoder-decoder SLU model with projection heads for NSPT (audio) and MM (audio, text)."""
+    """Encoder-decoder SLU model: audio features and teacher-forced target tokens in, next-token logits out."""
 
     def __init__(
         self,
         vocab_size: int,
         n_mels: int,
-        pad_id: int = 0,
-        d_model: int = 96,
-        num_heads: int = 4,
-        enc_layers: int = 2,
-        dec_layers: int = 1,
-        ff_dim: int = 256,
-        dropout: float = 0.1,
-        proj_dim: int = 64,
-        encoder: str = "transformer",
-        conv_channels: int = 32,
-        conformer_kernel: int = 15,
-        transcript_offset: int = 3,
-        global_conditioning: bool = True,
+        pad_id: int,
+        *,
+        d_model: int,
+        num_heads: int,
+        enc_layers: int,
+        dec_layers: int,
+        ff_dim: int,
+        dropout: float,
+        encoder: str,
+        conv_channels: int,
+        conformer_kernel: int,
+        global_conditioning: bool,
     ):
+        """Every size is required here; ``build_slu_seq2seq`` fills them from ``PRESETS`` and ``DEFAULTS``."""
         super().__init__()
         self.pad_id = pad_id
         self.vocab_size = vocab_size
-        self.transcript_offset = transcript_offset
+        self.d_model = d_model
         self.subsample = ConvSubsampling(n_mels, d_model, conv_channels)
         self.position = SinusoidalPosition(d_model)
         self.dropout = nn.Dropout(dropout)
@@ -119,15 +123,12 @@ class SLUSeq2Seq(nn.Module):
             layer = nn.TransformerEncoderLayer(d_model, num_heads, ff_dim, dropout, batch_first=True, norm_first=True)
             self.encoder = nn.TransformerEncoder(layer, enc_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
         else:
-            raise ValueError(f"unknown encoder '{encoder}' (transformer or conformer)")
+            raise ValueError(f"unknown encoder '{encoder}' ({' or '.join(ENCODERS)})")
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         dec_layer = nn.TransformerDecoderLayer(d_model, num_heads, ff_dim, dropout, batch_first=True, norm_first=True)
         self.decoder = nn.TransformerDecoder(dec_layer, dec_layers, norm=nn.LayerNorm(d_model))
         self.output = nn.Linear(d_model, vocab_size)
         self.global_proj = nn.Linear(d_model, d_model) if global_conditioning else None
-        self.nspt_head = ProjectionHead(d_model, d_model, proj_dim)
-        self.mm_audio_head = ProjectionHead(d_model, d_model, proj_dim)
-        self.mm_text_head = ProjectionHead(d_model, d_model, proj_dim)
 
     def encode(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
         """Audio [B, T, n_mels] -> memory [B, T', d] and its validity mask [B, T'] (True = frame)."""
@@ -174,17 +175,6 @@ class SLUSeq2Seq(nn.Module):
         memory, mask = self.encode(x, x_lens)
         return self.decode(memory, mask, tokens_in)
 
-    def transcript_mask(self, tokens: Tensor) -> Tensor:
-        """True on the transcript words of ``[bos, intent, sep, words..., eos, pad...]``."""
-        positions = torch.arange(tokens.size(1), device=tokens.device)[None, :]
-        lengths = (tokens != self.pad_id).sum(1, keepdim=True)
-        return (positions >= self.transcript_offset) & (positions < lengths - 1)
-
-    def text_embedding(self, tokens: Tensor) -> Tensor:
-        """Mean decoder token embedding over the transcript words: e_j of the MM loss."""
-        mask = self.transcript_mask(tokens).unsqueeze(-1).to(self.embedding.weight.dtype)
-        return (self.embedding(tokens) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-
     @torch.no_grad()
     def greedy_decode(self, x: Tensor, x_lens: Tensor, max_len: int, bos_id: int, eos_id: int) -> Tensor:
         """Greedy decoding; returns [B, <= max_len + 1] starting with bos, padded after eos."""
@@ -201,8 +191,9 @@ class SLUSeq2Seq(nn.Module):
         return tokens
 
 
-def build_slu_seq2seq(vocab_size: int, n_mels: int, pad_id: int = 0, preset: str | None = None, **overrides: object) -> SLUSeq2Seq:
-    """Build from a named preset (tiny, small, base, large) with explicit keys taking precedence."""
-    config: dict[str, object] = dict(PRESETS[preset]) if preset else {}
-    config.update({key: value for key, value in overrides.items() if value is not None})
-    return SLUSeq2Seq(vocab_size=vocab_size, n_mels=n_mels, pad_id=pad_id, **config)  # type: ignore[arg-type]
+def build_slu_seq2seq(vocab_size: int, n_mels: int, pad_id: int = 0, preset: str = DEFAULT_PRESET, **overrides: Any) -> SLUSeq2Seq:
+    """Build from a named preset (tiny, small, base, large) and ``DEFAULTS``; explicit, non-None keys take precedence."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset '{preset}' ({', '.join(PRESETS)})")
+    config = {**PRESETS[preset], **DEFAULTS, **{key: value for key, value in overrides.items() if value is not None}}
+    return SLUSeq2Seq(vocab_size, n_mels, pad_id, **config)

@@ -1,13 +1,19 @@
-"""Continual SLU on Avalanche: a seq2seq template, replay and distillation plugins, COCONUT.
+"""Continual SLU on Avalanche: a seq2seq template, one file per method, metrics, an MLflow logger.
 
 Each piece is an ordinary Avalanche object that works without the launcher:
 
 - ``strategy.Seq2SeqTemplate``: ``SupervisedTemplate`` for ``(x, y, x_lens, tokens, t)`` batches;
-- ``replay.Seq2SeqReplayPlugin`` + ``replay.make_storage_policy`` (reservoir, class-balanced, herding);
-- ``coconut.CoconutPlugin`` (NSPT + MM), ``akd.AKDPlugin``, ``skd.SKDPlugin``,
-  ``ewc.Seq2SeqEWCPlugin``, ``lwf.Seq2SeqLwFPlugin``, ``joint.JointDataPlugin``;
+- one file per method, each with its options, its plugin factory ``make_plugins`` and its
+  registry entry: ``finetune``, ``joint`` (``JointTrainingPlugin``), ``replay``
+  (``Seq2SeqReplayPlugin``, reservoir / class-balanced / herding buffers), ``ewc``
+  (``Seq2SeqEWCPlugin``), ``lwf`` (``Seq2SeqLwFPlugin``), ``akd`` (``AKDPlugin``), ``skd``
+  (``SKDPlugin``), ``coconut`` (``CoconutPlugin`` with its ``CoconutHeads``);
 - ``losses``: one file per loss (``nspt``, ``mm``, ``feature_kd``, ``sequence_kd``, ``token_kd``);
-- ``metrics``: accuracy-matrix metrics, WER, and the ``DecodingMetrics`` evaluation metric;
+- ``metrics``: accuracy-matrix functions, WER, the ``AccuracyMatrix`` evaluation metric and the
+  ``EpochLosses`` training metric (loss terms, gradient norm, clipping, learning rate per epoch);
 - ``mlflow_logger.MLflowContinualLogger``: Avalanche logger writing to the suite's Tracker;
-- ``runner.run``: what the registry's method entries (``entries.py``) call.
+- ``resume.RunCheckpoint``: saves the run's state after every epoch and experience, restores it;
+- ``progress_bar.EpochProgressPlugin``: one terminal bar per epoch;
+- ``entries``: the model entry and ``continual_method``, which turns a method file into a
+  ``MethodEntry``; ``runner.run``: what every continual method entry calls.
 """

@@ -1,16 +1,24 @@
-"""Registry objects of the continual family (declared as entry points in setup.cfg).
+"""Registry objects of the continual family: the SLU model entry, and how a method file declares its entry.
 
-Cheap to import: torch, Avalanche and the runner load only when a model is built or a
-method runs, so ``suite list`` and spec validation stay fast.
+A continual method is one file (``finetune.py``, ``replay.py``, ``coconut.py``, ...): its options
+class, a factory that returns the Avalanche plugins which make the method out of the seq2seq
+template, and ``continual_method(...)`` turning both into a ``MethodEntry`` that an entry point in
+``setup.cfg`` (or in any installed package) names. The runner knows no method by name.
+
+This module stays cheap to import: torch, Avalanche and the runner load when a model is built
+or a method runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from suite.api import MethodEntry, ModelEntry
+from suite.api import MethodEntry, ModelEntry, Options, RunContext
 from suite.continual import options as opts
+from suite.errors import SpecError
 
 
 def build_model(options: opts.SLUModelOptions, *, vocab_size: int, n_mels: int, pad_id: int = 0) -> Any:
@@ -31,29 +39,58 @@ SLU_SEQ2SEQ = ModelEntry(
 )
 
 
-def run(ctx: Any, method: str) -> dict[str, float]:
-    """Train and evaluate one continual method for one seed (see ``suite.continual.runner``)."""
-    from suite.continual.runner import run as run_continual
+@dataclass(frozen=True)
+class MethodSetup:
+    """What a method's factory builds its plugins from, once the scenario and the model exist.
 
-    return run_continual(ctx, method)
+    ``scenario`` is the SLU scenario's benchmark object (``SLUBenchmark``: ``.benchmark`` with the
+    Avalanche streams, ``.tokenizer``, ``.collate_fn``, ``.train_size``).
+    """
+
+    scenario: Any
+    model: Any
+    train: opts.ContinualTrain
+    seed: int
 
 
-def _method(name: str, options: type, description: str) -> MethodEntry:
+PluginFactory = Callable[[Any, MethodSetup], list]
+"""``(method options, setup) -> [Avalanche plugins]``: what a continual method adds to the template."""
+
+
+def continual_method(name: str, options: type[Options], make_plugins: PluginFactory, description: str) -> MethodEntry:
+    """The registry entry of a continual method: its options and plugin factory, run by the shared runner.
+
+    Every continual method logs ``avg_acc_seen`` once per experience (step = experience index),
+    which the launch's parent run plots.
+    """
     return MethodEntry(
         name=name,
         family="continual",
         options=options,
         train_options=opts.ContinualTrain,
-        run=partial(run, method=name),
+        run=partial(run_method, make_plugins=make_plugins, name=name),
         description=description,
+        check=check_point,
+        curve_metric="avg_acc_seen",
     )
 
 
-FINETUNE = _method("finetune", opts.FinetuneOptions, "train on each experience in turn (lower bound)")
-JOINT = _method("joint", opts.JointOptions, "train once on all experiences together (upper bound)")
-REPLAY = _method("replay", opts.ReplayMethodOptions, "experience replay: reservoir, class-balanced or herding buffer")
-EWC = _method("ewc", opts.EWCOptions, "elastic weight consolidation (Avalanche EWCPlugin, seq2seq Fisher)")
-LWF = _method("lwf", opts.LwFOptions, "learning without forgetting on the decoder logits (Avalanche LwFPlugin)")
-AKD = _method("akd", opts.AKDOptions, "replay + audio feature distillation on rehearsal samples")
-SKD = _method("skd", opts.SKDOptions, "replay + sequence-level distillation on rehearsal samples")
-COCONUT = _method("coconut", opts.CoconutOptions, "replay + NSPT + multimodal audio-text contrastive loss (COCONUT)")
+def check_point(point: Any) -> None:
+    """Pre-flight (before any MLflow run): the model is the SLU model, the device asked for exists here."""
+    if point.model.family != "continual":
+        raise SpecError(f"model '{point.model.name}' is not a continual model; continual methods train slu-seq2seq")
+    device = point.train_options.device
+    if device.startswith("cuda"):
+        import torch
+
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= available:
+            raise SpecError(f"train.device={device}: this machine has {available} CUDA device(s); use cpu, auto or cuda:0..")
+
+
+def run_method(ctx: RunContext, make_plugins: PluginFactory, name: str) -> dict[str, float]:
+    """Train and evaluate one continual method for one seed (see ``suite.continual.runner``)."""
+    from suite.continual.runner import run
+
+    return run(ctx, make_plugins, name)

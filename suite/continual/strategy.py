@@ -13,7 +13,19 @@ Which samples of a batch are rehearsal samples: in class-incremental learning th
 the current experience are disjoint from earlier ones, so R is exactly the set of samples
 whose label is not a class of the current experience (METHODS.md's definition). The mask
 ``rehearsal_mask`` is derived from the labels, which holds for any loader, Avalanche's
-``ReplayDataLoader`` included.
+``ReplayDataLoader`` included. It is computed on the CPU batch before it moves to the device,
+so plugins branch on ``mb_has_rehearsal``/``mb_has_new`` without waiting for the device.
+
+Loss terms: the criterion's token cross-entropy is the ``seq2seq`` term; a plugin adds its own
+term with ``add_loss(name, value, weight)`` (``loss += weight * value``), which also keeps the
+term's value for the per-epoch loss curves. Nothing here reads a device value per batch: the
+epoch metrics accumulate on the device and read once per epoch, and a non-finite loss is
+caught per batch on the CPU and at the end of the epoch on an accelerator
+(``NonFiniteLossError``, naming the experience, epoch and batch).
+
+Gradient clipping bounds either the total loss's gradient (``grad_clip_on="total_loss"``, the
+default) or the seq2seq loss's alone, the other terms' gradients added unclipped after it
+(``"seq2seq_loss"``).
 """
 
 from __future__ import annotations
@@ -27,6 +39,12 @@ from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+
+GRAD_CLIP_ON = ("total_loss", "seq2seq_loss")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite: the run stops instead of training on."""
 
 
 class Seq2SeqTemplate(SupervisedTemplate):
@@ -45,6 +63,7 @@ class Seq2SeqTemplate(SupervisedTemplate):
         label_smoothing: float = 0.0,
         intent_weight: float = 1.0,
         grad_clip: float | None = None,
+        grad_clip_on: str = "total_loss",
         train_mb_size: int = 32,
         train_epochs: int = 1,
         eval_mb_size: int = 64,
@@ -66,12 +85,27 @@ class Seq2SeqTemplate(SupervisedTemplate):
         self.collate_fn = collate_fn
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         self.max_decode_len = max_decode_len
+        if grad_clip_on not in GRAD_CLIP_ON:
+            raise ValueError(f"grad_clip_on must be one of {', '.join(GRAD_CLIP_ON)}, got '{grad_clip_on}'")
         self.grad_clip = grad_clip
+        self.grad_clip_on = grad_clip_on
         self.intent_weight = intent_weight
         self.current_classes = torch.zeros(0, dtype=torch.long)
         self.seen_experiences: set[int] = set()
         self.mb_memory: Tensor | None = None
         self.mb_memory_mask: Tensor | None = None
+        self.mb_rehearsal: Tensor | None = None
+        self.mb_rehearsal_index: Tensor | None = None
+        self.mb_new_index: Tensor | None = None
+        self.mb_has_rehearsal = False
+        self.mb_has_new = False
+        self.loss_terms: dict[str, Tensor] = {}
+        self.grad_norm: Tensor | None = None
+        self._seq2seq_loss: Tensor | None = None
+        self._aux_loss: Tensor | None = None
+        self._first_nonfinite: Tensor | None = None
+        self.check_finite_per_batch = torch.device(device).type == "cpu"
+        """Read the loss's finiteness every batch (free on the CPU); else once per epoch, from the device."""
 
     # ---- the minibatch ------------------------------------------------------------------
     @property
@@ -89,9 +123,28 @@ class Seq2SeqTemplate(SupervisedTemplate):
 
     @property
     def rehearsal_mask(self) -> Tensor:
-        """True for the batch's rehearsal samples: labels outside the current experience."""
-        current = self.current_classes.to(self.mb_y.device)
-        return ~torch.isin(self.mb_y, current)
+        """True for the batch's rehearsal samples: labels outside the current experience (on the device)."""
+        if self.mb_rehearsal is None:
+            self.mb_rehearsal = ~torch.isin(self.mb_y, self.current_classes.to(self.mb_y.device))
+        return self.mb_rehearsal
+
+    def _unpack_minibatch(self) -> None:
+        """Split rehearsal from new samples on the CPU labels, then move the batch (and the split) to the device.
+
+        Plugins select rows with ``mb_rehearsal_index``/``mb_new_index`` (index tensors: no device
+        read, unlike a boolean mask) and branch on ``mb_has_rehearsal``/``mb_has_new`` (plain bools).
+        """
+        self.mb_rehearsal = None
+        if not self.is_training:
+            super()._unpack_minibatch()
+            return
+        labels = self.mbatch[1].cpu()
+        rehearsal = ~torch.isin(labels, self.current_classes)
+        super()._unpack_minibatch()
+        self.mb_has_rehearsal, self.mb_has_new = bool(rehearsal.any()), bool((~rehearsal).any())
+        self.mb_rehearsal = rehearsal.to(self.device, non_blocking=True)
+        self.mb_rehearsal_index = rehearsal.nonzero().squeeze(1).to(self.device, non_blocking=True)
+        self.mb_new_index = (~rehearsal).nonzero().squeeze(1).to(self.device, non_blocking=True)
 
     # ---- forward and loss ---------------------------------------------------------------
     def forward(self) -> Tensor:
@@ -107,12 +160,58 @@ class Seq2SeqTemplate(SupervisedTemplate):
         """
         logits, targets = self.mb_output, self.mb_tokens[:, 1:]
         per_token = self._criterion(logits.reshape(-1, logits.size(-1)), targets.reshape(-1)).view_as(targets)
-        return weighted_token_mean(per_token, targets, self.pad_id, self.intent_weight)
+        loss = weighted_token_mean(per_token, targets, self.pad_id, self.intent_weight)
+        self._seq2seq_loss, self._aux_loss = loss, None
+        self.loss_terms = {"seq2seq": loss.detach()}
+        return loss
+
+    def add_loss(self, name: str, value: Tensor, weight: float = 1.0, logged: Tensor | None = None) -> None:
+        """Add ``weight * value`` to the batch loss, and keep ``value`` (or ``logged``) as the term ``name``."""
+        weighted = weight * value
+        self.loss = self.loss + weighted
+        self._aux_loss = weighted if self._aux_loss is None else self._aux_loss + weighted
+        self.loss_terms[name] = (value if logged is None else logged).detach()
+
+    def backward(self) -> None:
+        self._check_finite()
+        if self.grad_clip and self.grad_clip_on == "seq2seq_loss":
+            self._seq2seq_loss.backward(retain_graph=self._aux_loss is not None)
+            self.grad_norm = nn.utils.clip_grad_norm_(optimized_parameters(self.optimizer), self.grad_clip)
+            if self._aux_loss is not None:
+                self._aux_loss.backward()
+        else:
+            super().backward()
 
     def optimizer_step(self) -> None:
-        if self.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if self.grad_clip and self.grad_clip_on == "total_loss":
+            self.grad_norm = nn.utils.clip_grad_norm_(optimized_parameters(self.optimizer), self.grad_clip)
         super().optimizer_step()
+
+    # ---- a NaN or inf loss stops the run --------------------------------------------------
+    def _check_finite(self) -> None:
+        """Per batch on the CPU; on an accelerator, remember the first bad batch on the device (no sync)."""
+        finite = torch.isfinite(self.loss.detach()).all()
+        if self.check_finite_per_batch:
+            if not bool(finite):
+                self._raise_nonfinite(self.clock.train_epoch_iterations)
+            return
+        batch = torch.full((), self.clock.train_epoch_iterations, device=self.device)
+        if self._first_nonfinite is None:
+            self._first_nonfinite = torch.full((), -1, device=self.device)
+        self._first_nonfinite = torch.where((self._first_nonfinite < 0) & ~finite, batch, self._first_nonfinite)
+
+    def training_epoch(self, **kwargs: Any) -> None:
+        self._first_nonfinite = None
+        super().training_epoch(**kwargs)
+        if self._first_nonfinite is not None and (batch := int(self._first_nonfinite)) >= 0:
+            self._raise_nonfinite(batch)
+
+    def _raise_nonfinite(self, batch: int) -> None:
+        terms = ", ".join(f"{name} {value.item():.4g}" for name, value in self.loss_terms.items()) if self.check_finite_per_batch else ""
+        raise NonFiniteLossError(
+            f"non-finite training loss at experience {self.experience.current_experience}, epoch {self.clock.train_exp_epochs}, "
+            f"batch {batch}{f' ({terms})' if terms else ''}; stopped instead of training on"
+        )
 
     # ---- data ---------------------------------------------------------------------------
     def train_dataset_adaptation(self, **kwargs: Any) -> None:
@@ -165,3 +264,21 @@ def sequence_loss(model: nn.Module, batch: Sequence[Tensor], pad_id: int, intent
     targets = tokens[:, 1:]
     per_token = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=pad_id, reduction="none")
     return weighted_token_mean(per_token.view_as(targets), targets, pad_id, intent_weight)
+
+
+def optimized_parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    """Every parameter the optimizer updates (the model's, then those plugins added), in group order."""
+    return [parameter for group in optimizer.param_groups for parameter in group["params"]]
+
+
+def add_to_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module) -> None:
+    """Let a plugin's own module train: its parameters become a group of ``optimizer`` (once).
+
+    The group takes the optimizer's defaults (learning rate, weight decay). Avalanche's
+    ``make_optimizer`` keeps parameters that are not the model's, so the group, and its state,
+    survive every later experience.
+    """
+    present = {id(parameter) for parameter in optimized_parameters(optimizer)}
+    new = [parameter for parameter in module.parameters() if id(parameter) not in present]
+    if new:
+        optimizer.add_param_group({"params": new})

@@ -4,11 +4,12 @@ It has the shape of the SLU scenarios' ``SLUBenchmark`` (same sample format, sam
 ``collate_fn`` contract, an Avalanche class-incremental benchmark with train/valid/test
 streams) but its "audio" is random log-mel-like noise around one prototype per class, so it
 builds in milliseconds and any method can learn it. Not a substitute for the real corpus.
+Batches are padded by the SLU scenarios' own ``collate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from avalanche.benchmarks.utils.classification_dataset import _make_taskaware_cl
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from scenarios.slu.streams import collate
 from scenarios.slu.tokenizer import Tokenizer
 
 WORDS = (
@@ -38,18 +40,6 @@ WORDS = (
     "close",
     "door",
 )
-
-
-def pad_collate(samples: Sequence[tuple[Tensor, int, Tensor, int]]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """``(features [T, F], intent, tokens [L], task)`` samples -> ``(x, y, x_lens, tokens, t)``, zero-padded."""
-    features = [s[0] for s in samples]
-    tokens = [torch.as_tensor(s[2], dtype=torch.long) for s in samples]
-    x = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
-    padded_tokens = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True, padding_value=0)
-    y = torch.tensor([int(s[1]) for s in samples], dtype=torch.long)
-    x_lens = torch.tensor([f.size(0) for f in features], dtype=torch.long)
-    t = torch.tensor([int(s[3]) for s in samples], dtype=torch.long)
-    return x, y, x_lens, padded_tokens, t
 
 
 class _Samples(Dataset):
@@ -73,9 +63,11 @@ class SyntheticSLU:
     class_order: list[int]
     classes_per_exp: list[int]
     n_mels: int
-    collate_fn: Any = pad_collate
+    collate_fn: Any = collate
     train_size: int = 0
     transcripts: dict[int, list[str]] = field(default_factory=dict)
+    fingerprint: str = ""
+    """Digest of the generator's arguments: the same fingerprint means the same data."""
 
 
 def build_synthetic_slu(
@@ -101,11 +93,13 @@ def build_synthetic_slu(
             for _ in range(count)
         ]
         targets = [item[1] for item in items]
-        splits[split] = _make_taskaware_classification_dataset(_Samples(items), targets=targets, task_labels=0, collate_fn=pad_collate)
+        splits[split] = _make_taskaware_classification_dataset(_Samples(items), targets=targets, task_labels=0, collate_fn=collate)
     per_exp = _split_counts(num_classes, num_experiences)
     order = torch.randperm(num_classes, generator=generator).tolist()
     benchmark = class_incremental_benchmark(splits, class_order=order, num_classes_per_exp=per_exp)
-    return SyntheticSLU(benchmark, tokenizer, classes, order, per_exp, n_mels, pad_collate, len(splits["train"]), transcripts)
+    arguments = (num_classes, num_experiences, tuple(per_class), n_mels, tuple(frames), noise, seed)
+    fingerprint = hashlib.sha256(repr(arguments).encode()).hexdigest()[:24]
+    return SyntheticSLU(benchmark, tokenizer, classes, order, per_exp, n_mels, collate, len(splits["train"]), transcripts, fingerprint)
 
 
 def _split_counts(num_classes: int, num_experiences: int) -> list[int]:

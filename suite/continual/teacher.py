@@ -20,23 +20,49 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     return teacher
 
 
+def frozen_from_state(module: nn.Module, state: dict[str, Any]) -> nn.Module:
+    """A frozen copy of ``module`` holding the weights ``state``."""
+    copy_ = frozen_copy(module)
+    copy_.load_state_dict(state)
+    return copy_
+
+
 class TeacherPlugin(SupervisedPlugin):
-    """Keeps ``self.teacher``: None during the first experience, then the last model frozen."""
+    """Keeps ``self.teacher``: None during the first experience, then the last model frozen.
+
+    Resumable: ``state_dict`` holds the teacher's weights; after ``load_state_dict`` the teacher
+    is rebuilt from them at the next experience start, when the strategy's model is at hand.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.teacher: nn.Module | None = None
+        self._loaded_teacher: dict[str, Any] | None = None
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        if self._loaded_teacher is not None:
+            self.teacher = frozen_from_state(strategy.model, self._loaded_teacher)
+            self._loaded_teacher = None
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self.teacher = frozen_copy(strategy.model)
 
+    def state_dict(self) -> dict[str, Any]:
+        teacher = self.teacher.state_dict() if self.teacher is not None else self._loaded_teacher
+        return {"teacher": teacher}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.teacher, self._loaded_teacher = None, state["teacher"]
+
     def active(self, strategy: Any) -> bool:
         """A teacher exists and the batch holds rehearsal samples."""
-        return self.teacher is not None and bool(strategy.rehearsal_mask.any())
+        return self.teacher is not None and strategy.mb_has_rehearsal
 
 
 class RehearsalDistillationPlugin(TeacherPlugin):
-    """Adds ``weight * rehearsal_loss(strategy)`` to the loss whenever a teacher and rehearsal samples exist."""
+    """Adds ``weight * rehearsal_loss(strategy)`` to the loss (term ``name``) whenever a teacher and rehearsal samples exist."""
+
+    name = "kd"
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
@@ -44,8 +70,8 @@ class RehearsalDistillationPlugin(TeacherPlugin):
 
     def before_backward(self, strategy: Any, **kwargs: Any) -> None:
         if self.weight and self.active(strategy):
-            strategy.loss = strategy.loss + self.weight * self.rehearsal_loss(strategy, strategy.rehearsal_mask)
+            strategy.add_loss(self.name, self.rehearsal_loss(strategy, strategy.mb_rehearsal_index), self.weight)
 
     def rehearsal_loss(self, strategy: Any, rehearsal: Tensor) -> Tensor:
-        """The distillation loss on the batch's rehearsal samples (``rehearsal`` is their mask)."""
+        """The distillation loss on the batch's rehearsal samples (``rehearsal``: their row indices)."""
         raise NotImplementedError

@@ -25,9 +25,12 @@ class EpochProgressPlugin(SupervisedPlugin):
         self.bar = tqdm(total=len(strategy.dataloader), desc=desc, leave=False, dynamic_ncols=True)
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{float(strategy.loss):.3f}", refresh=False)
+        """Count the batch; read the loss only when tqdm redraws (a few times a second, not per batch)."""
+        if self.bar is not None and self.bar.update(1):
+            self.bar.set_postfix(loss=f"{strategy.loss.detach().sum().item():.3f}", refresh=False)
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self.after_training_epoch(strategy)  # an epoch stopped before it ran (joint training) leaves its bar open
 
     def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
         if self.bar is not None:
