@@ -25,12 +25,3 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, leave: 
     if not shows_progress(quiet):
         return iterable
     return tqdm(iterable, desc=desc, total=total, leave=leave, dynamic_ncols=True)
-
-
-def is_quiet() -> bool:
-    """Transitional, for callers not yet handed ``ctx.quiet``: true when stderr is not a terminal.
-
-    Remove once ``suite/continual/progress.py`` and ``suite/sequential/pipeline.py`` read
-    ``RunContext.quiet`` (``shows_progress(ctx.quiet)``).
-    """
-    return not sys.stderr.isatty()

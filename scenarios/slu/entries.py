@@ -38,7 +38,7 @@ def build_benchmark(corpus: Corpus, options: SLUOptions, ctx: BuildContext, corp
     classes = corpus.classes()
     order = resolve_class_order(classes, options.class_order, ctx.seed)
     sizes = split_sizes(len(classes), options.experiences, options.classes_per_exp)
-    features = load_or_compute(corpus, options.features, resolve_cache(options, ctx), options.skip_bad_audio)
+    features = load_or_compute(corpus, options.features, resolve_cache(options, ctx), options.skip_bad_audio, ctx.quiet)
     train = [corpus.splits["train"][int(k)] for k in features.splits["train"].kept]
     tokenizer = Tokenizer.build(classes, [u.transcript for u in train])
     benchmark, train_size = build_streams(corpus, features, classes, order, sizes, tokenizer)
@@ -81,7 +81,7 @@ def build_spoken_commands(options: SpokenCommandsOptions, ctx: BuildContext) -> 
     from scenarios.slu.fsc import load_fsc
     from scenarios.slu.spoken_commands import ensure_corpus
 
-    directory, manifest = ensure_corpus(resolve_cache(options, ctx), corpus_spec(options), workers=options.synth_workers)
+    directory, manifest = ensure_corpus(resolve_cache(options, ctx), corpus_spec(options), workers=options.synth_workers, quiet=ctx.quiet)
     corpus = load_fsc(directory, checksum=manifest["checksum"], name="spoken-commands")
     return build_benchmark(corpus, options, ctx, corpus_dir=directory)
 

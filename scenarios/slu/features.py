@@ -86,7 +86,9 @@ def cache_key(corpus: Corpus, options: FeatureOptions) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def load_or_compute(corpus: Corpus, options: FeatureOptions, cache_root: Path, skip_bad_audio: bool = False) -> FeatureSet:
+def load_or_compute(
+    corpus: Corpus, options: FeatureOptions, cache_root: Path, skip_bad_audio: bool = False, quiet: bool = False
+) -> FeatureSet:
     """Read the features from the cache, or compute and store them; bad audio per ``skip_bad_audio``.
 
     Skipped audio is announced on stderr (count and first paths) whether built or read back.
@@ -103,7 +105,7 @@ def load_or_compute(corpus: Corpus, options: FeatureOptions, cache_root: Path, s
             _announce_skipped(corpus.name, cached.skipped)
             return cached
         with staged(directory) as staging, single_thread():
-            skipped, stats = _compute_into(staging, corpus, options, skip_bad_audio)
+            skipped, stats = _compute_into(staging, corpus, options, skip_bad_audio, quiet)
             _normalize_into(staging, options.n_mels, stats)
             _write_meta(staging, corpus, options, stats, skipped)
         try:
@@ -134,7 +136,7 @@ def _announce_skipped(name: str, skipped: dict[str, str]) -> None:
         print(f"{name}: {skipped_summary(skipped)}", file=sys.stderr, flush=True)
 
 
-def _compute_into(staging: Path, corpus: Corpus, options: FeatureOptions, skip_bad_audio: bool):
+def _compute_into(staging: Path, corpus: Corpus, options: FeatureOptions, skip_bad_audio: bool, quiet: bool = False):
     """Stream every split's raw features to ``<split>.raw`` (memory stays flat, whatever the corpus size)."""
     skipped: dict[str, str] = {}
     totals = np.zeros((2, options.n_mels), np.float64)  # sum, sum of squares over training frames
@@ -142,7 +144,7 @@ def _compute_into(staging: Path, corpus: Corpus, options: FeatureOptions, skip_b
     for split in SPLITS:
         lengths, kept = [], []
         with open(staging / f"{split}.raw", "wb") as out:
-            for position, utt in enumerate(progress(corpus.splits[split], desc=f"features {corpus.name}/{split}")):
+            for position, utt in enumerate(progress(corpus.splits[split], desc=f"features {corpus.name}/{split}", quiet=quiet)):
                 try:
                     feats = _utterance_features(utt.path, options)
                 except DataError as error:

@@ -52,7 +52,7 @@ def corpus_dir(cache_root: Path, spec: CorpusSpec) -> Path:
     return Path(cache_root) / "spoken-commands" / f"g{grammar.GRAMMAR_VERSION}-{spec.key()}"
 
 
-def ensure_corpus(cache_root: Path, spec: CorpusSpec, workers: int = 2) -> tuple[Path, dict]:
+def ensure_corpus(cache_root: Path, spec: CorpusSpec, workers: int = 2, quiet: bool = False) -> tuple[Path, dict]:
     """The corpus directory and its manifest: reused when intact, (re)built otherwise."""
     spec.check()
     target = corpus_dir(cache_root, spec)
@@ -61,7 +61,7 @@ def ensure_corpus(cache_root: Path, spec: CorpusSpec, workers: int = 2) -> tuple
         if manifest is not None:
             return target, manifest
         with staged(target) as staging:
-            synthesize_corpus(staging, spec, workers=workers)
+            synthesize_corpus(staging, spec, workers=workers, quiet=quiet)
         manifest = verify_corpus(target, spec)
     if manifest is None:
         raise DataError(f"{target}: freshly synthesized corpus does not match its manifest")
@@ -85,15 +85,16 @@ def plan(spec: CorpusSpec) -> list[Planned]:
     return planned
 
 
-def synthesize_corpus(out_dir: Path, spec: CorpusSpec, workers: int = 2) -> dict:
+def synthesize_corpus(out_dir: Path, spec: CorpusSpec, workers: int = 2, quiet: bool = False) -> dict:
     """Write the corpus (CSVs, wavs, manifest) into ``out_dir``; returns the manifest."""
     spec.check()
     out_dir = Path(out_dir)
     utterances = plan(spec)
     jobs = [SynthJob(u.text, u.speaker.voice, u.speaker.pitch, u.speaker.rate, u.seed) for u in utterances]
     checksums: dict[str, str] = {}
+    synthesized = progress(synthesize(jobs, workers=workers), desc="synthesizing spoken commands", total=len(jobs), quiet=quiet)
     with single_thread():
-        for index, samples in progress(synthesize(jobs, workers=workers), desc="synthesizing spoken commands", total=len(jobs)):
+        for index, samples in synthesized:
             checksums[utterances[index].relpath] = _write_wav(out_dir / utterances[index].relpath, samples)
     for split in SPLITS:
         relpath = f"data/{split}_data.csv"

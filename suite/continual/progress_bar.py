@@ -7,18 +7,19 @@ from typing import Any
 from avalanche.training.plugins import SupervisedPlugin
 from tqdm.auto import tqdm
 
-from suite.progress import is_quiet
+from suite.progress import shows_progress
 
 
 class EpochProgressPlugin(SupervisedPlugin):
-    """One bar per epoch (experience, epoch, loss); adds nothing when output is not a terminal."""
+    """One bar per epoch (experience, epoch, loss); adds nothing when quiet or when output is not a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         super().__init__()
+        self.quiet = quiet
         self.bar: Any = None
 
     def before_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
-        if is_quiet():
+        if not shows_progress(self.quiet):
             return
         experience = strategy.experience.current_experience
         desc = f"experience {experience} epoch {strategy.clock.train_exp_epochs + 1}/{strategy.train_epochs}"

@@ -55,6 +55,7 @@ def build_strategy(
     metrics: Sequence[Any],
     logger: MLflowContinualLogger,
     device: torch.device,
+    quiet: bool = False,
 ) -> Seq2SeqTemplate:
     """The seq2seq template with the method's plugins, a progress bar, and an evaluator of ``metrics`` writing to ``logger``."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
@@ -76,7 +77,7 @@ def build_strategy(
         train_epochs=train.epochs,
         eval_mb_size=train.eval_batch_size,
         device=device,
-        plugins=[*plugins, EpochProgressPlugin()],
+        plugins=[*plugins, EpochProgressPlugin(quiet)],
         evaluator=evaluator,
     )
 
@@ -92,10 +93,12 @@ def make_strategy(
     metrics: Sequence[Any] = (),
     logger: MLflowContinualLogger | None = None,
     device: torch.device | str = "cpu",
+    quiet: bool = False,
 ) -> Seq2SeqTemplate:
     """A method's strategy from its plugin factory and options: what ``run`` builds, for use outside the launcher."""
     plugins = make_plugins(options, MethodSetup(scenario=scenario, model=model, train=train, seed=seed))
-    return build_strategy(model, scenario, plugins, train, metrics, logger or MLflowContinualLogger(None), torch.device(device))
+    logger = logger or MLflowContinualLogger(None)
+    return build_strategy(model, scenario, plugins, train, metrics, logger, torch.device(device), quiet)
 
 
 def train_and_evaluate(
@@ -144,7 +147,16 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
     losses = EpochLosses()
     logger = MLflowContinualLogger(ctx.tracker)
     strategy = make_strategy(
-        make_plugins, ctx.method_options, scenario, model, train, seed=ctx.seed, metrics=[matrix, losses], logger=logger, device=device
+        make_plugins,
+        ctx.method_options,
+        scenario,
+        model,
+        train,
+        seed=ctx.seed,
+        metrics=[matrix, losses],
+        logger=logger,
+        device=device,
+        quiet=ctx.quiet,
     )
     checkpoint = RunCheckpoint(ctx.checkpoints, {"matrix": matrix, "losses": losses})
     checkpoint.attach(strategy)
