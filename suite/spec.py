@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from suite import registry
 from suite.errors import SpecError, SuiteError
+from suite.tracking import flatten
 
 SECTIONS = ("scenario", "model", "method")
 
@@ -278,18 +279,28 @@ def grid_points(grid: dict[str, list[Any]], source: str) -> list[tuple[str, list
     if not grid:
         return []
     axes = list(grid.items())
+    labels = {path: _axis_labels(path, values) for path, values in axes}
     points = []
-    for values in itertools.product(*(axis_values for _, axis_values in axes)):
-        overrides = [Override(text=f"grid {path}", path=tuple(path.split(".")), value=value) for (path, _), value in zip(axes, values)]
-        label = " ".join(_point_label(path, value) for (path, _), value in zip(axes, values))
+    for indices in itertools.product(*(range(len(values)) for _, values in axes)):
+        chosen = [(path, values[index]) for (path, values), index in zip(axes, indices)]
+        overrides = [Override(text=f"grid {path}", path=tuple(path.split(".")), value=value) for path, value in chosen]
+        label = " ".join(labels[path][index] for (path, _), index in zip(axes, indices))
         points.append((label, overrides))
     return points
 
 
-def _point_label(path: str, value: Any) -> str:
-    if isinstance(value, dict) and "name" in value:
-        return f"{path}={value['name']}"
-    return f"{path}={value}"
+def _axis_labels(path: str, values: list[Any]) -> list[str]:
+    """One label per value of an axis: ``path=value``, or for a whole section ``path=<name>`` plus the
+    settings that tell it apart from the other values of that name (``method=replay replay.size=0.02``)."""
+    if not all(isinstance(value, dict) and "name" in value for value in values):
+        return [f"{path}={value}" for value in values]
+    flat = [flatten(value) for value in values]
+    labels = []
+    for own in flat:
+        siblings = [other for other in flat if other["name"] == own["name"] and other is not own]
+        differing = [key for key in own if key != "name" and any(other.get(key) != own[key] for other in siblings)]
+        labels.append(" ".join([f"{path}={own['name']}", *(f"{key}={own[key]}" for key in differing)]))
+    return labels
 
 
 def _entry(kind: str, name: str, source: str) -> Any:

@@ -91,8 +91,8 @@ def test_launch_results_has_one_row_per_child_with_params_metrics_and_labels(sto
     frame = launch_results("toy-grid", store)
     assert len(frame) == 6 and set(frame["status"]) == {"FINISHED"}
     assert sorted(frame["seed"].tolist()) == [0, 0, 1, 1, 2, 2]
-    assert set(frame["point"]) == {"method=toy-fit"}  # the spec's labels pool both points...
-    assert frame.groupby("label")["method.steps"].unique().to_dict() == {BASELINE: [2], "method.steps=4": [4]}  # ...these do not
+    assert set(frame["point"]) == {"method=toy-fit steps=2", "method=toy-fit steps=4"}  # the launch labels name the difference...
+    assert frame.groupby("label")["method.steps"].unique().to_dict() == {BASELINE: [2], "method.steps=4": [4]}  # ...so do these
     assert frame["train.lr"].tolist() == [0.05] * 6  # params typed back from MLflow's strings
     assert {"final_loss", "weight_norm", "loss", "test.hit@10"} <= set(frame.attrs["metrics"])
     assert "test.hit_at_10" not in frame.columns

@@ -37,15 +37,12 @@ def test_resolved_spec_round_trips(toy_distribution, toy_spec, tmp_path):
 def test_grid_points_replace_whole_sections(toy_distribution, toy_spec):
     plan = specs.plan(toy_spec, [], ["train.lr=[0.01,0.02]", "method=[{name: toy-fit, steps: 2}, {name: toy-fit, steps: 9}]"])
     labels = [label for label, _ in plan.points]
-    assert (
-        labels
-        == [
-            "train.lr=0.01 method=toy-fit",
-            "train.lr=0.01 method=toy-fit",
-            "train.lr=0.02 method=toy-fit",
-            "train.lr=0.02 method=toy-fit",
-        ][: len(labels)]
-    )
+    assert labels == [  # a section's label names the settings that tell it apart from the axis's other values
+        "train.lr=0.01 method=toy-fit steps=2",
+        "train.lr=0.01 method=toy-fit steps=9",
+        "train.lr=0.02 method=toy-fit steps=2",
+        "train.lr=0.02 method=toy-fit steps=9",
+    ]
     steps = [(p.train_options.lr, p.method_options.steps) for _, p in plan.points]
     assert steps == [(0.01, 2), (0.01, 9), (0.02, 2), (0.02, 9)]
 
