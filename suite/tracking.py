@@ -458,7 +458,8 @@ class Tracker:
         import mlflow.pytorch
         import torch
 
-        with tempfile.TemporaryDirectory() as tmp, _quiet_loggers(["mlflow.pytorch"], logging.ERROR):
+        # save_model copies extra files through MLflow's artifact download, progress bar included
+        with tempfile.TemporaryDirectory() as tmp, _quiet_loggers(["mlflow.pytorch"], logging.ERROR), _no_artifact_progress_bar():
             local = Path(tmp) / artifact_path
             mlflow.pytorch.save_model(
                 model,
