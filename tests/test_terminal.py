@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 # Python's warning lines ("FutureWarning: ...", "warning: ..."), RecBole's argv notice, MLflow's schema lines
-NOISE = re.compile(r"\w*Warning\b|(?i:\bwarning:)|(?i:deprecat)|will not be used|(?i:creating initial mlflow database)|alembic|Traceback|(?:Down|Up)loading artifacts")
+NOISE = re.compile(
+    r"\w*Warning\b|(?i:\bwarning:)|(?i:deprecat)|will not be used|(?i:creating initial mlflow database)|alembic|Traceback"
+    r"|(?:Down|Up)loading artifacts"
+)
 
 SPECS = {
     "continual": """
