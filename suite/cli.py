@@ -318,7 +318,6 @@ def report(
 
 @main.command()
 @_spec_arguments
-@click.option("-g", "--grid", "grid", multiple=True, metavar="KEY=[V1,V2]", help="Add a grid axis: -g method.nspt.temperature=[0.05,0.1].")
 @click.option("--objective", required=True, metavar="METRIC", help="Validation metric to optimize: valid.* or best_valid.* (never test).")
 @click.option("--maximize/--minimize", default=True, show_default=True, help="Whether a larger objective is better.")
 @click.option(
