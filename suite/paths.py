@@ -1,8 +1,11 @@
-"""Where the suite keeps derived data: a per-user cache outside any repository."""
+"""Where the suite keeps derived data (a per-user cache outside any repository), and how processes share it."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 CACHE_ENV = "SUITE_CACHE"
@@ -17,3 +20,15 @@ def cache_root(override: str | Path | None = None) -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return (base / "suite").resolve()
+
+
+@contextmanager
+def exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if absent) so that parallel runs build a shared thing once."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

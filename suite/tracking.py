@@ -13,7 +13,6 @@ it KILLED instead of leaving it RUNNING forever.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import getpass
 import hashlib
 import json
@@ -40,6 +39,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from suite.errors import SuiteError
+from suite.paths import exclusive_lock
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -116,12 +116,8 @@ def _schema_lock(db_path: Path | None) -> Iterator[None]:
         yield
         return
     digest = hashlib.sha256(str(db_path.resolve()).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"suite-store-{digest}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(Path(tempfile.gettempdir()) / f"suite-store-{digest}.lock"):
+        yield
 
 
 @contextmanager

@@ -6,7 +6,6 @@ tokenizer and streams are written once.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -17,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from suite.errors import DataError
+from suite.paths import exclusive_lock
 
 SPLITS = ("train", "valid", "test")
 
@@ -121,13 +121,8 @@ def require_audio(corpus: Corpus) -> None:
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` (a sibling lock file), so parallel runs build a cache once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(path.with_name(path.name + ".lock")):
+        yield
 
 
 @contextmanager
