@@ -29,8 +29,9 @@ from models.mclrec import MCLRec
 from scenarios.recsys.entries import RECBOLE
 from suite.api import BuildContext
 from suite.sequential import entries as P
-from suite.sequential.meta_trainer import MetaTrainer, SuiteTrainer
+from suite.sequential.meta_trainer import MetaTrainer
 from suite.sequential.pipeline import build_run, config_dict_for
+from suite.sequential.recbole_trainer import RecBoleTrainer
 
 
 class FirstBatches:
@@ -75,18 +76,18 @@ def main() -> None:
     train = P.SequentialTrainOptions(epochs=1)
     cls, fragment = P.SASREC.build(P.SASRecOptions())
     base = config_dict_for(scenario.config_fragment(), {}, train, 0, run_dir)
-    sasrec = build_run(cls, {**base, **fragment}, SuiteTrainer, run_dir)
+    sasrec = build_run(cls, {**base, **fragment}, RecBoleTrainer, run_dir)
     loader = FirstBatches(sasrec.train_data, args.max_batches or None)
     dataset = sasrec.train_data._dataset
-    two_step = {"meta_third_step": False, "meta_joint": False}
+    two_step = {"meta_optimization": "two-step"}
     trainers = {
         "sasrec": sasrec.trainer,
-        "cl4srec": contrastive_trainer(P.CL4SREC, P.CL4SRecOptions(), SuiteTrainer, base, dataset, {}),
+        "cl4srec": contrastive_trainer(P.CL4SREC, P.CL4SRecOptions(), RecBoleTrainer, base, dataset, {}),
         "mclrec": contrastive_trainer(P.MCLREC, P.MCLRecOptions(), MetaTrainer, base, dataset, two_step),
     }
     if not args.no_third_step:
         trainers["mclrec-3step"] = contrastive_trainer(
-            P.MCLREC, P.MCLRecOptions(), MetaTrainer, base, dataset, {**two_step, "meta_third_step": True}
+            P.MCLREC, P.MCLRecOptions(), MetaTrainer, base, dataset, {"meta_optimization": "three-step"}
         )
     times: dict[str, list[float]] = {name: [] for name in trainers}
     print(

@@ -5,15 +5,16 @@ representation, cross-entropy over all items) plus CL4SRec's data augmentation a
 MCLRec's two learnable model augmenters. ``calculate_loss`` returns the encoder
 objective L0 as a tuple of its weighted terms, so RecBole's own ``Trainer`` trains it
 jointly (the MCLRec-J ablation, or CL4SRec when ``use_cl2`` is off); the bilevel
-meta-optimization lives in ``suite.sequential.meta_trainer.MetaTrainer``.
+meta-optimization lives in the suite's ``MetaTrainer``.
 
-A plain RecBole user passes every hyperparameter (custom model classes get no YAML
-defaults): ``Config(model=MCLRec, dataset=..., config_dict={**MCLRec.default_config(), ...})``.
+Its defaults are ``models/mclrec.yaml`` on top of RecBole's ``SASRec.yaml``; a plain RecBole
+user passes them: ``Config(model=MCLRec, dataset=..., config_file_list=MCLRec.config_files())``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -21,36 +22,12 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import TransformerEncoder
 from torch import nn
 
-from suite.sequential.augment import AugmentedViews, SequenceAugmenter
-from suite.sequential.losses import cl2_loss, cl2_regularizer, info_nce
+from models.defaults import missing_keys, model_file, read_defaults, recbole_model_file
+from models.losses import cl2_loss, cl2_regularizer, info_nce
+from models.sequence_augmentation import AugmentedViews, SequenceAugmenter
 
-ENCODER_DEFAULTS: dict[str, Any] = {
-    "hidden_size": 64,
-    "n_layers": 2,
-    "n_heads": 2,
-    "inner_size": 256,
-    "hidden_act": "gelu",
-    "layer_norm_eps": 1e-12,
-    "initializer_range": 0.02,
-    "hidden_dropout_prob": 0.5,
-    "attn_dropout_prob": 0.5,
-    "loss_type": "CE",
-    "MAX_ITEM_LIST_LENGTH": 50,
-}
-MCLREC_DEFAULTS: dict[str, Any] = {
-    "use_cl1": True,
-    "cl1_weight": 0.1,
-    "use_cl2": True,
-    "cl2_weight": 0.1,
-    "use_regularizer": True,
-    "regularizer_weight": None,  # None: 0.1 * cl2_weight
-    "regularizer_scope": "per_anchor",
-    "shared_augmenter": False,
-    "cl_temperature": 1.0,
-    "aug_crop_ratio": 0.5,
-    "aug_mask_ratio": 0.5,
-    "aug_reorder_ratio": 0.8,
-}
+TRAINER_KEYS = ("meta_optimization", "augmenter_learning_rate")
+"""Keys of ``mclrec.yaml`` that the meta-trainer reads, not the model."""
 
 
 class Augmenter(nn.Module):
@@ -73,9 +50,13 @@ class Augmenter(nn.Module):
 class MCLRec(SequentialRecommender):
     """SASRec encoder + augmentation + learnable augmenters; CL4SRec when ``use_cl2`` is off."""
 
+    defaults_files: ClassVar[tuple[str, ...]] = ("mclrec",)
+    """``models/<name>.yaml`` files read after RecBole's ``SASRec.yaml``, in order."""
+
     def __init__(self, config: Any, dataset: Any):
         super().__init__(config, dataset)
-        get = lambda key: _config_value(config, key)  # noqa: E731 - defaults for plain-RecBole users
+        _require_keys(config, type(self))
+        get = config.__getitem__
         self.hidden_size = get("hidden_size")
         self.loss_type = get("loss_type")
         if self.loss_type != "CE":
@@ -84,8 +65,7 @@ class MCLRec(SequentialRecommender):
         self.use_cl1, self.cl1_weight = bool(get("use_cl1")), float(get("cl1_weight"))
         self.use_cl2, self.cl2_weight = bool(get("use_cl2")), float(get("cl2_weight"))
         self.use_regularizer = bool(get("use_regularizer")) and self.use_cl2
-        weight = get("regularizer_weight")
-        self.regularizer_weight = 0.1 * self.cl2_weight if weight is None else float(weight)
+        self.regularizer_weight = regularizer_weight(get("regularizer_weight"), self.cl2_weight)
         self.per_anchor = _scope_is_per_anchor(get("regularizer_scope"))
         self.temperature = float(get("cl_temperature"))
         self.mask_id = self.n_items  # one extra embedding row, never scored
@@ -96,10 +76,15 @@ class MCLRec(SequentialRecommender):
             get("aug_crop_ratio"), get("aug_mask_ratio"), get("aug_reorder_ratio"), self.mask_id, seed=int(config["seed"] or 0)
         )
 
-    @staticmethod
-    def default_config() -> dict[str, Any]:
-        """Every hyperparameter MCLRec reads, at the values of METHODS.md."""
-        return {**ENCODER_DEFAULTS, **MCLREC_DEFAULTS, "train_neg_sample_args": None}
+    @classmethod
+    def config_files(cls) -> list[Path]:
+        """The defaults files for RecBole's ``config_file_list``: SASRec's, then this model's."""
+        return [recbole_model_file("SASRec"), *(model_file(name) for name in cls.defaults_files)]
+
+    @classmethod
+    def default_config(cls) -> dict[str, Any]:
+        """Every hyperparameter the model (and its meta-trainer) reads, merged from ``config_files``."""
+        return read_defaults(cls.config_files())
 
     def _build_encoder(self, get: Any) -> None:
         self.item_embedding = nn.Embedding(self.n_items + 1, self.hidden_size, padding_idx=0)
@@ -257,11 +242,20 @@ class MCLRec(SequentialRecommender):
         return h @ self.item_embedding.weight[: self.n_items].T
 
 
-def _config_value(config: Any, key: str) -> Any:
-    """The config's value, or MCLRec's default when a plain-RecBole user left the key out."""
-    defaults = {**ENCODER_DEFAULTS, **MCLREC_DEFAULTS}
-    value = config[key]
-    return defaults.get(key) if value is None else value
+def regularizer_weight(configured: float | None, cl2_weight: float) -> float:
+    """R's weight: the configured value, or 0.1 * beta (the authors' 0.1 inside beta's bracket)."""
+    return 0.1 * cl2_weight if configured is None else float(configured)
+
+
+def _require_keys(config: Any, model_class: type[MCLRec]) -> None:
+    """Fail with the missing keys named: custom model classes get no defaults from RecBole itself."""
+    model_keys = {key: value for key, value in model_class.default_config().items() if key not in TRAINER_KEYS}
+    missing = missing_keys(config, model_keys)
+    if missing:
+        raise ValueError(
+            f"{model_class.__name__} needs config keys {', '.join(missing)}: pass "
+            f"config_file_list={model_class.__name__}.config_files() (or every key in config_dict)"
+        )
 
 
 def _scope_is_per_anchor(scope: str) -> bool:

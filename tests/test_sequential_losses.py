@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from suite.sequential.augment import SequenceAugmenter, crop, mask, reorder
-from suite.sequential.losses import cl2_loss, cl2_regularizer, contrastive_regularizer, info_nce, pair_scores
+from models.losses import cl2_loss, cl2_regularizer, contrastive_regularizer, info_nce, pair_scores
+from models.sequence_augmentation import SequenceAugmenter, crop, mask, reorder
 
 # Two pairs of 2-d views: x = [a, b], y = [c, d].
 X = torch.tensor([[1.0, 0.0], [0.0, 1.0]])

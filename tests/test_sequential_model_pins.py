@@ -22,9 +22,9 @@ ENCODER = (
     "hidden_size: 16, n_layers: 2, n_heads: 2, inner_size: 32, hidden_act: gelu, layer_norm_eps: 1.0e-12, "
     "initializer_range: 0.02, hidden_dropout_prob: 0.2, attn_dropout_prob: 0.2"
 )
-CONTRASTIVE = "cl1_weight: 0.1, temperature: 1.0, crop_ratio: 0.5, mask_ratio: 0.5, reorder_ratio: 0.8"
+CONTRASTIVE = "cl1_weight: 0.1, cl_temperature: 1.0, aug_crop_ratio: 0.5, aug_mask_ratio: 0.5, aug_reorder_ratio: 0.8"
 MCLREC = (
-    "cl1: true, cl2: true, cl2_weight: 0.1, regularizer: true, regularizer_weight: 0.01, regularizer_scope: per_anchor, "
+    "use_cl1: true, use_cl2: true, cl2_weight: 0.1, use_regularizer: true, regularizer_weight: 0.01, regularizer_scope: per_anchor, "
     "shared_augmenter: false"
 )
 TRAIN = (
@@ -36,7 +36,7 @@ MODELS = {
     "cl4srec": (f"{{name: cl4srec, {ENCODER}, {CONTRASTIVE}}}", "{name: recbole-trainer}"),
     "mclrec": (
         f"{{name: mclrec, {ENCODER}, {CONTRASTIVE}, {MCLREC}}}",
-        "{name: mclrec-trainer, third_step: false, joint: false, augmenter_learning_rate: 0.005}",
+        "{name: mclrec-trainer, meta_optimization: two-step, augmenter_learning_rate: 0.005}",
     ),
 }
 # Recorded on the code before the refactor (commit 'Pin tiny sequential runs').

@@ -73,7 +73,6 @@ def test_plain_recbole_pipeline_trains_mclrec_with_the_meta_trainer(workspace: P
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     config_dict = {
-        **MCLRec.default_config(),
         **scenario.config_fragment(),
         "epochs": 1,
         "train_batch_size": 128,
@@ -85,7 +84,7 @@ def test_plain_recbole_pipeline_trains_mclrec_with_the_meta_trainer(workspace: P
         "show_progress": False,
         "seed": 3,
     }
-    config = Config(model=MCLRec, dataset=config_dict["dataset"], config_dict=config_dict)
+    config = Config(model=MCLRec, dataset=config_dict["dataset"], config_file_list=MCLRec.config_files(), config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
     train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
     model = MCLRec(config, train_data._dataset)
@@ -140,7 +139,7 @@ def _bilevel_trainer(workspace: Path, scenario, name: str, **switches):
     run_dir = workspace / name
     run_dir.mkdir()
     cls, fragment = P.MCLREC.build(P.MCLRecOptions(**switches))
-    method = {"meta_third_step": False, "meta_joint": False}
+    method = {"meta_optimization": "two-step"}
     config_dict = config_dict_for(scenario.config_fragment(), fragment, _train(), 0, run_dir, method)
     run = build_run(cls, config_dict, MetaTrainer, run_dir)
     return run, next(iter(run.train_data))
@@ -177,7 +176,7 @@ def test_each_step_updates_only_its_own_side(workspace: Path, scenario) -> None:
 
 
 def test_variants_switch_the_loss_terms(workspace: Path, scenario) -> None:
-    run, batch = _bilevel_trainer(workspace, scenario, "variants", cl1=False, regularizer=False, shared_augmenter=True)
+    run, batch = _bilevel_trainer(workspace, scenario, "variants", use_cl1=False, use_regularizer=False, shared_augmenter=True)
     views = run.model.draw_views(batch)
     assert set(run.model.encoder_loss_terms(batch, views)) == {"rec", "cl2"}
     assert len(run.model.augmenters) == 1
@@ -187,13 +186,13 @@ def test_variants_switch_the_loss_terms(workspace: Path, scenario) -> None:
         bucketed = run.model.encode_bucketed(batch[run.model.ITEM_SEQ], batch[run.model.ITEM_SEQ_LEN])
     assert torch.allclose(full, bucketed, atol=1e-5)
     cl4srec, fragment = P.CL4SREC.build(P.CL4SRecOptions())
-    assert cl4srec is MCLRec and fragment["use_cl2"] is False and fragment["use_regularizer"] is False
+    assert issubclass(cl4srec, MCLRec) and fragment["use_cl2"] is False and fragment["use_regularizer"] is False
 
 
 def test_mclrec_through_the_suite_logs_terms_and_checkpoint(workspace: Path, scenario, monkeypatch: pytest.MonkeyPatch) -> None:
     tmp = workspace / "mclrec"
     tmp.mkdir()
-    ctx = _context(tmp, scenario.options, P.MCLREC, P.MCLRecOptions(), P.MetaTrainerOptions(third_step=True), _train())
+    ctx = _context(tmp, scenario.options, P.MCLREC, P.MCLRecOptions(), P.MetaTrainerOptions(meta_optimization="three-step"), _train())
     monkeypatch.chdir(tmp)
     result = P.MCLREC_TRAINER.run(ctx)
     assert set(result) == {f"test.{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}

@@ -1,19 +1,19 @@
-"""RecBole trainers whose checkpoints the suite owns, and MCLRec's bilevel meta-trainer.
+"""MCLRec's bilevel meta-trainer, and the checkpoint mixin the suite's RecBole trainers share.
 
 RecBole pickles its ``Config`` into checkpoints, which ``torch.load`` refuses under
 ``weights_only=True`` (torch >= 2.6): ``evaluate(load_best_model=True)`` and
 ``resume_checkpoint`` break. ``SuiteCheckpointing`` saves state dicts, tensors and plain
 numbers only and loads them back with ``weights_only=True``. It also reports each epoch's
 losses and validation metrics to an optional ``epoch_listener`` (the pipeline sends them
-to MLflow). ``SuiteTrainer`` is RecBole's ``Trainer`` with only that changed;
-``MetaTrainer`` runs MCLRec's per-batch bilevel optimization (METHODS.md section 2):
+to MLflow). ``MetaTrainer`` runs MCLRec's per-batch bilevel optimization (METHODS.md section 2),
+as the config key ``meta_optimization`` says:
 
 1. encoder step: augmenters frozen, encoder updated with L0;
 2. augmenter step: views recomputed under the updated encoder with no encoder autograd,
    augmenters updated with L1 = L_cl2 + gamma R;
-3. (``third_step``, the authors' code) the encoder again with L0.
+3. (``three-step``, the authors' code) the encoder again with L0.
 
-``joint=True`` is MCLRec-J: one optimizer over everything, one step with L0.
+``joint`` is MCLRec-J: one optimizer over everything, one step with L0.
 """
 
 from __future__ import annotations
@@ -110,30 +110,35 @@ class SuiteCheckpointing:
         return score, result
 
 
-class SuiteTrainer(SuiteCheckpointing, Trainer):
-    """RecBole's own ``Trainer`` (its training step untouched) with suite-owned checkpoints."""
-
-
 class MetaTrainer(SuiteCheckpointing, Trainer):
     """MCLRec's bilevel meta-optimization per batch; a RecBole ``Trainer`` in every other way.
 
     ``self.optimizer`` updates the encoder (everything, when ``joint``);
-    ``self.augmenter_optimizer`` updates the augmenters. Config keys: ``meta_third_step``,
-    ``meta_joint``, ``augmenter_learning_rate`` (defaults False, False, ``learning_rate``).
+    ``self.augmenter_optimizer`` updates the augmenters. Config keys (defaults in
+    ``models/mclrec.yaml``): ``meta_optimization`` (``two-step``, ``three-step`` or ``joint``)
+    and ``augmenter_learning_rate`` (None: ``learning_rate``).
     """
 
+    OPTIMIZATIONS = ("two-step", "three-step", "joint")
+
     def __init__(self, config: Any, model: Any):
-        self.third_step = bool(config["meta_third_step"])
-        self.joint = bool(config["meta_joint"])
-        if self.third_step and self.joint:
-            raise ValueError("meta_third_step and meta_joint exclude each other: the joint variant has one step")
-        if not hasattr(model, "encoder_loss_terms"):
+        optimization = config["meta_optimization"]
+        if optimization not in self.OPTIMIZATIONS:
+            raise ValueError(f"meta_optimization must be one of {', '.join(self.OPTIMIZATIONS)}, got {optimization!r}")
+        self.third_step = optimization == "three-step"
+        self.joint = optimization == "joint"
+        if not self.trains(type(model)):
             raise TypeError(
                 f"MetaTrainer trains MCLRec-style models (encoder_loss_terms, augmenter_loss_terms); got {type(model).__name__}"
             )
         super().__init__(config, model)
         self.bilevel = model.has_augmenters and not self.joint
         self.augmenter_optimizer = self._build_augmenter_optimizer(config)
+
+    @staticmethod
+    def trains(model_class: type) -> bool:
+        """Whether a model class has the two sides of the bilevel problem this trainer needs."""
+        return all(hasattr(model_class, name) for name in ("encoder_loss_terms", "augmenter_loss_terms", "augmenter_parameters"))
 
     def _build_optimizer(self, **kwargs: Any) -> torch.optim.Optimizer:
         """The encoder's optimizer (all parameters in the joint variant)."""

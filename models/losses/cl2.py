@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from suite.sequential.losses.contrastive_regularizer import contrastive_regularizer
-from suite.sequential.losses.info_nce import info_nce
+from models.losses.contrastive_regularizer import contrastive_regularizer
+from models.losses.info_nce import info_nce
 
 
 def cl2_loss(h1: torch.Tensor, h2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from suite.sequential.losses.info_nce import pair_scores
+from models.losses.info_nce import pair_scores
 
 
 def contrastive_regularizer(x: torch.Tensor, y: torch.Tensor, temperature: float = 1.0, per_anchor: bool = True) -> torch.Tensor:

@@ -1,0 +1,16 @@
+"""``RecBoleTrainer``: RecBole's own ``Trainer`` for any sequential model, its training step untouched.
+
+The suite changes only what RecBole 1.2.1 cannot do under torch >= 2.6 or without MLflow:
+weights-only checkpoints and per-epoch reporting (``SuiteCheckpointing``). SASRec through
+this trainer gives the same metrics as plain RecBole's ``run_recbole`` for a seed.
+"""
+
+from __future__ import annotations
+
+from recbole.trainer import Trainer
+
+from suite.sequential.meta_trainer import SuiteCheckpointing
+
+
+class RecBoleTrainer(SuiteCheckpointing, Trainer):
+    """RecBole's ``Trainer`` with suite-owned (weights-only) checkpoints and epoch reporting."""
