@@ -65,13 +65,15 @@ class MCLRec(SequentialRecommender):
         self.use_cl1, self.cl1_weight = bool(get("use_cl1")), float(get("cl1_weight"))
         self.use_cl2, self.cl2_weight = bool(get("use_cl2")), float(get("cl2_weight"))
         self.use_regularizer = bool(get("use_regularizer")) and self.use_cl2
-        self.regularizer_weight = regularizer_weight(get("regularizer_weight"), self.cl2_weight)
-        self.per_anchor = _scope_is_per_anchor(get("regularizer_scope"))
+        self.regularizer_weight = float(get("regularizer_weight"))
+        self.augmenter_regularizer_weight = float(get("augmenter_regularizer_weight"))
+        self.per_anchor = _choice("regularizer_scope", get("regularizer_scope"), ("per_anchor", "batch")) == "per_anchor"
         self.temperature = float(get("cl_temperature"))
-        self.mask_id = self.n_items  # one extra embedding row, never scored
+        self.cl2_temperature = float(get("cl2_temperature"))
+        self.mask_id = self._mask_id(_choice("aug_mask_item", get("aug_mask_item"), ("padding", "token")))
         self._build_encoder(get)
         self.augmenters = self._build_augmenters(bool(get("shared_augmenter")))
-        self.apply(self._init_weights)
+        self._initialize(_choice("augmenter_init", get("augmenter_init"), ("pytorch", "sasrec")))
         self.augment = SequenceAugmenter(
             get("aug_crop_ratio"), get("aug_mask_ratio"), get("aug_reorder_ratio"), self.mask_id, seed=int(config["seed"] or 0)
         )
@@ -86,8 +88,14 @@ class MCLRec(SequentialRecommender):
         """Every hyperparameter the model (and its meta-trainer) reads, merged from ``config_files``."""
         return read_defaults(cls.config_files())
 
+    def _mask_id(self, mask_item: str) -> int:
+        """``padding``: item 0, as the authors' code (masked items drop out as attention keys and get
+        no embedding gradient); ``token``: one extra, learnable embedding row, never scored (CL4SRec's paper)."""
+        return 0 if mask_item == "padding" else self.n_items
+
     def _build_encoder(self, get: Any) -> None:
-        self.item_embedding = nn.Embedding(self.n_items + 1, self.hidden_size, padding_idx=0)
+        rows = self.n_items + (1 if self.mask_id == self.n_items else 0)
+        self.item_embedding = nn.Embedding(rows, self.hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
         self.trm_encoder = TransformerEncoder(
             n_layers=get("n_layers"),
@@ -106,6 +114,16 @@ class MCLRec(SequentialRecommender):
         if not self.use_cl2:
             return nn.ModuleList()
         return nn.ModuleList([Augmenter(self.hidden_size) for _ in range(1 if shared else 2)])
+
+    def _initialize(self, augmenter_init: str) -> None:
+        """SASRec's init for the encoder; the augmenters keep PyTorch's default init (the authors'
+        code builds them in its trainer, outside the model) unless ``augmenter_init`` is ``sasrec``."""
+        if augmenter_init == "sasrec":
+            self.apply(self._init_weights)
+            return
+        for child in self.children():
+            if child is not self.augmenters:
+                child.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
         """SASRec's initialization: normal(0, initializer_range), LayerNorm to identity."""
@@ -196,27 +214,31 @@ class MCLRec(SequentialRecommender):
         return F.cross_entropy(logits, pos_items)
 
     def encoder_loss_terms(self, interaction: Any, views: AugmentedViews | None) -> dict[str, torch.Tensor]:
-        """The weighted terms of L0 = L_rec + lambda L_cl1 + beta L_cl2 + gamma R."""
+        """The weighted terms of L0 = L_rec + lambda L_cl1 + beta (L_cl2 + regularizer_weight R)."""
         h, h1, h2 = self.encode_batch(interaction, views)
         terms = {"rec": self.rec_loss(h, interaction[self.POS_ITEM_ID])}
         if self.use_cl1:
             terms["cl1"] = self.cl1_weight * info_nce(h1, h2, self.temperature)
         if self.has_augmenters:
-            terms.update(self._meta_terms(h1, h2, self.cl2_weight))
+            terms.update(self._meta_terms(h1, h2, self.cl2_weight, self.cl2_weight * self.regularizer_weight))
         return terms
 
     def augmenter_loss_terms(self, views: AugmentedViews) -> dict[str, torch.Tensor]:
-        """The terms of L1 = L_cl2 + gamma R; the encoder runs without autograd (no encoder gradient)."""
+        """The terms of L1 = L_cl2 + augmenter_regularizer_weight R (the authors' code: R not scaled by beta).
+
+        The encoder runs without autograd: lambda L_cl1 gives the augmenters no gradient and the
+        encoder is frozen in this step, so no encoder gradient is computed at all.
+        """
         with torch.no_grad():
             h1, h2 = self.encode_views(views)
-        return self._meta_terms(h1, h2, 1.0)
+        return self._meta_terms(h1, h2, 1.0, self.augmenter_regularizer_weight)
 
-    def _meta_terms(self, h1: torch.Tensor, h2: torch.Tensor, cl2_scale: float) -> dict[str, torch.Tensor]:
+    def _meta_terms(self, h1: torch.Tensor, h2: torch.Tensor, cl2_scale: float, regularizer_scale: float) -> dict[str, torch.Tensor]:
         augmenter1, augmenter2 = self.augmenter_pair()
         z1, z2 = augmenter1(h1), augmenter2(h2)
-        terms = {"cl2": cl2_scale * cl2_loss(h1, h2, z1, z2, self.temperature)}
+        terms = {"cl2": cl2_scale * cl2_loss(h1, h2, z1, z2, self.cl2_temperature)}
         if self.use_regularizer:
-            terms["reg"] = self.regularizer_weight * cl2_regularizer(h1, h2, z1, z2, self.temperature, self.per_anchor)
+            terms["reg"] = regularizer_scale * cl2_regularizer(h1, h2, z1, z2, self.cl2_temperature, self.per_anchor)
         return terms
 
     @property
@@ -242,11 +264,6 @@ class MCLRec(SequentialRecommender):
         return h @ self.item_embedding.weight[: self.n_items].T
 
 
-def regularizer_weight(configured: float | None, cl2_weight: float) -> float:
-    """R's weight: the configured value, or 0.1 * beta (the authors' 0.1 inside beta's bracket)."""
-    return 0.1 * cl2_weight if configured is None else float(configured)
-
-
 def _require_keys(config: Any, model_class: type[MCLRec]) -> None:
     """Fail with the missing keys named: custom model classes get no defaults from RecBole itself."""
     model_keys = {key: value for key, value in model_class.default_config().items() if key not in TRAINER_KEYS}
@@ -258,7 +275,7 @@ def _require_keys(config: Any, model_class: type[MCLRec]) -> None:
         )
 
 
-def _scope_is_per_anchor(scope: str) -> bool:
-    if scope not in ("per_anchor", "batch"):
-        raise ValueError(f"regularizer_scope must be 'per_anchor' or 'batch', got {scope!r}")
-    return scope == "per_anchor"
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    return value

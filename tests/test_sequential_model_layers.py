@@ -79,8 +79,15 @@ def test_spec_keys_cover_every_model_key() -> None:
     fixed = {"loss_type", "train_neg_sample_args"}
     mclrec_keys = set(MCLRec.default_config()) - set(TRAINER_KEYS) - fixed
     assert mclrec_keys == set(P.MCLRecOptions.model_fields)
-    cl4srec_fixes = set(read_defaults([model_file("cl4srec")]))
-    mclrec_only = {"cl2_weight", "regularizer_weight", "regularizer_scope"}
+    cl4srec_fixes = {key for key, value in read_defaults([model_file("cl4srec")]).items() if isinstance(value, bool)}
+    mclrec_only = {
+        "cl2_weight",
+        "cl2_temperature",
+        "regularizer_weight",
+        "augmenter_regularizer_weight",
+        "regularizer_scope",
+        "augmenter_init",
+    }
     assert set(P.CL4SRecOptions.model_fields) == mclrec_keys - cl4srec_fixes - mclrec_only
     assert set(TRAINER_KEYS) == set(P.MetaTrainerOptions.model_fields)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from sequential_data import write_tiny_dataset
 
 from suite import spec as specs
 from suite.launcher import launch
@@ -22,10 +22,10 @@ ENCODER = (
     "hidden_size: 16, n_layers: 2, n_heads: 2, inner_size: 32, hidden_act: gelu, layer_norm_eps: 1.0e-12, "
     "initializer_range: 0.02, hidden_dropout_prob: 0.2, attn_dropout_prob: 0.2"
 )
-CONTRASTIVE = "cl1_weight: 0.1, cl_temperature: 1.0, aug_crop_ratio: 0.5, aug_mask_ratio: 0.5, aug_reorder_ratio: 0.8"
+CONTRASTIVE = "cl1_weight: 0.1, cl_temperature: 1.0, aug_crop_ratio: 0.5, aug_mask_ratio: 0.5, aug_reorder_ratio: 0.8, aug_mask_item: token"
 MCLREC = (
-    "use_cl1: true, use_cl2: true, cl2_weight: 0.1, use_regularizer: true, regularizer_weight: 0.01, regularizer_scope: per_anchor, "
-    "shared_augmenter: false"
+    "use_cl1: true, use_cl2: true, cl2_weight: 0.1, cl2_temperature: 1.0, use_regularizer: true, regularizer_weight: 0.1, "
+    "augmenter_regularizer_weight: 0.01, regularizer_scope: per_anchor, shared_augmenter: false, augmenter_init: sasrec"
 )
 TRAIN = (
     "{epochs: 2, train_batch_size: 64, eval_batch_size: 128, learning_rate: 0.005, weight_decay: 0.0, stopping_step: 10, "
@@ -66,21 +66,6 @@ PINNED: dict[str, dict[str, float]] = {
         "train.loss_total": 6.017806529998779,
     },
 }
-
-
-def write_tiny_dataset(folder: Path) -> Path:
-    """40 users walking a 30-item ring with small random strides: learnable, deterministic."""
-    rng = np.random.default_rng(12)
-    target = folder / "tiny" / "tiny.inter"
-    target.parent.mkdir(parents=True)
-    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
-    for user in range(40):
-        item = int(rng.integers(0, 30))
-        for step in range(int(rng.integers(6, 15))):
-            lines.append(f"u{user}\ti{item}\t{1000 * user + step}")
-            item = (item + int(rng.integers(1, 4))) % 30
-    target.write_text("\n".join(lines) + "\n")
-    return target.parent
 
 
 def write_spec(folder: Path, name: str, data: Path) -> Path:

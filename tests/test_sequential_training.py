@@ -99,7 +99,7 @@ def test_plain_recbole_pipeline_trains_mclrec_with_the_meta_trainer(workspace: P
     assert set(result) == {"hit@10", "ndcg@10"} and 0.0 <= result["ndcg@10"] <= result["hit@10"] <= 1.0
     state = torch.load(trainer.saved_model_file, weights_only=True)
     assert {"model", "augmenters", "encoder_optimizer", "augmenter_optimizer", "epoch", "best_valid_score"} <= set(state)
-    assert len(model.augmenters) == 2 and trainer.steps_description == "two-step"
+    assert len(model.augmenters) == 2 and trainer.steps_description == "three-step"  # the authors' default
     trainer.resume_checkpoint(trainer.saved_model_file)  # weights-only resume works too
     assert trainer.start_epoch == 1
 
@@ -135,11 +135,11 @@ def test_sasrec_through_the_suite_equals_plain_recbole(workspace: Path, scenario
     assert set(torch.load(best, weights_only=True)) >= {"model", "optimizer"}
 
 
-def _bilevel_trainer(workspace: Path, scenario, name: str, **switches):
+def _bilevel_trainer(workspace: Path, scenario, name: str, optimization: str = "two-step", **switches):
     run_dir = workspace / name
     run_dir.mkdir()
     cls, fragment = P.MCLREC.build(P.MCLRecOptions(**switches))
-    method = {"meta_optimization": "two-step"}
+    method = {"meta_optimization": optimization}
     config_dict = config_dict_for(scenario.config_fragment(), fragment, _train(), 0, run_dir, method)
     run = build_run(cls, config_dict, MetaTrainer, run_dir)
     return run, next(iter(run.train_data))
@@ -173,6 +173,18 @@ def test_each_step_updates_only_its_own_side(workspace: Path, scenario) -> None:
     assert _same(encoder, model.encoder_parameters()), "the augmenter step moved the encoder"
     assert all(parameter.grad is None for parameter in model.encoder_parameters()), "an encoder gradient was computed"
     assert not _same(augmenters, model.augmenter_parameters())
+
+
+@pytest.mark.parametrize(("optimization", "encoder_updates"), [("three-step", 2), ("two-step", 1)])
+def test_three_steps_update_the_encoder_twice_per_batch(workspace: Path, scenario, optimization: str, encoder_updates: int) -> None:
+    run, batch = _bilevel_trainer(workspace, scenario, optimization, optimization)
+    run.model.train()
+    losses = run.trainer.train_batch(batch)
+    adam_steps = lambda optimizer: {int(state["step"]) for state in optimizer.state.values()}  # noqa: E731
+    assert adam_steps(run.trainer.optimizer) == {encoder_updates}
+    assert adam_steps(run.trainer.augmenter_optimizer) == {1}
+    assert ("step3_total" in losses) == (encoder_updates == 2)
+    assert run.trainer.steps_description == optimization
 
 
 def test_variants_switch_the_loss_terms(workspace: Path, scenario) -> None:

@@ -51,14 +51,17 @@ class ContrastiveOptions(EncoderOptions):
     """CL4SRec's InfoNCE on two augmented views; defaults: ``models/mclrec.yaml``."""
 
     cl1_weight: float = Field(default=MCLREC_DEFAULTS["cl1_weight"], ge=0, description="lambda")
-    cl_temperature: float = Field(default=MCLREC_DEFAULTS["cl_temperature"], gt=0, description="tau")
+    cl_temperature: float = Field(default=MCLREC_DEFAULTS["cl_temperature"], gt=0, description="tau of L_cl1")
     aug_crop_ratio: float = Field(default=MCLREC_DEFAULTS["aug_crop_ratio"], gt=0, le=1, description="eta")
     aug_mask_ratio: float = Field(default=MCLREC_DEFAULTS["aug_mask_ratio"], ge=0, le=1, description="mu")
     aug_reorder_ratio: float = Field(default=MCLREC_DEFAULTS["aug_reorder_ratio"], ge=0, le=1, description="rho")
+    aug_mask_item: Literal["padding", "token"] = MCLREC_DEFAULTS["aug_mask_item"]
 
 
 class CL4SRecOptions(ContrastiveOptions):
     """CL4SRec = MCLRec without L_cl2 and the augmenters: L_rec + lambda L_cl1 (``models/cl4srec.yaml``)."""
+
+    cl1_weight: float = Field(default=CL4SREC_DEFAULTS["cl1_weight"], ge=0, description="lambda")
 
 
 class MCLRecOptions(ContrastiveOptions):
@@ -68,9 +71,14 @@ class MCLRecOptions(ContrastiveOptions):
     use_cl2: bool = MCLREC_DEFAULTS["use_cl2"]
     cl2_weight: float = Field(default=MCLREC_DEFAULTS["cl2_weight"], ge=0, description="beta")
     use_regularizer: bool = MCLREC_DEFAULTS["use_regularizer"]
-    regularizer_weight: float | None = Field(default=MCLREC_DEFAULTS["regularizer_weight"], ge=0, description="None: 0.1 * beta")
+    regularizer_weight: float = Field(default=MCLREC_DEFAULTS["regularizer_weight"], ge=0, description="R's weight next to L_cl2 in L0")
+    augmenter_regularizer_weight: float = Field(
+        default=MCLREC_DEFAULTS["augmenter_regularizer_weight"], ge=0, description="R's weight in L1"
+    )
     regularizer_scope: Literal["per_anchor", "batch"] = MCLREC_DEFAULTS["regularizer_scope"]
     shared_augmenter: bool = MCLREC_DEFAULTS["shared_augmenter"]
+    augmenter_init: Literal["pytorch", "sasrec"] = MCLREC_DEFAULTS["augmenter_init"]
+    cl2_temperature: float = Field(default=MCLREC_DEFAULTS["cl2_temperature"], gt=0, description="tau of L_cl2 and R")
 
 
 def model_fragment(defaults: dict[str, Any], options: Options) -> dict[str, Any]:
