@@ -14,7 +14,7 @@ from models.mclrec import MCLRec
 class CL4SRec(MCLRec):
     """MCLRec's encoder and data augmentation with the InfoNCE term alone."""
 
-    defaults_files: ClassVar[tuple[str, ...]] = ("mclrec", "cl4srec")
+    defaults_files: ClassVar[tuple[str, ...]] = ("sasrec", "mclrec", "cl4srec")
 
     def __init__(self, config: Any, dataset: Any):
         if config["use_cl2"]:

@@ -46,4 +46,5 @@ def recbole_config(model_class: type, data_folder: Path, run_dir: Path, **overri
         "seed": 0,
         **overrides,
     }
-    return Config(model=model_class, dataset=data_folder.name, config_file_list=model_class.config_files(), config_dict=config_dict)
+    files = model_class.config_files() if hasattr(model_class, "config_files") else None  # RecBole's own models find theirs
+    return Config(model=model_class, dataset=data_folder.name, config_file_list=files, config_dict=config_dict)

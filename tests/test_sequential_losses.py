@@ -1,15 +1,13 @@
-"""MCLRec's losses and augmentations on cases small enough to compute by hand."""
+"""MCLRec's losses on cases small enough to compute by hand."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from models.losses import cl2_loss, cl2_regularizer, contrastive_regularizer, info_nce, pair_scores
-from models.sequence_augmentation import SequenceAugmenter, crop, mask, reorder
 
 # Two pairs of 2-d views: x = [a, b], y = [c, d].
 X = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
@@ -79,47 +77,6 @@ def test_cl2_is_the_sum_of_the_three_pairs() -> None:
     neg = [[0.0, 0.8], [0.0, 1.0], [1.0, 0.6], [0.8, 0.6]]
     hand = sum(-p + math.log(math.exp(p) + sum(math.exp(n) for n in ns)) for p, ns in zip(pos, neg)) / 4
     assert info_nce(h1, z2).item() == pytest.approx(hand, rel=1e-6)
-
-
-def test_crop_mask_reorder() -> None:
-    rng = np.random.default_rng(0)
-    items = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
-    cropped = crop(items, 0.5, rng)
-    assert len(cropped) == 5 and cropped == items[items.index(cropped[0]) : items.index(cropped[0]) + 5]
-    masked = mask(items, 0.5, 99, rng)
-    assert masked.count(99) == 5 and [a for a, b in zip(items, masked) if b != 99] == [b for b in masked if b != 99]
-    shuffled = reorder(items, 0.8, rng)
-    assert sorted(shuffled) == items and len(shuffled) == 10
-    changed = [i for i, (a, b) in enumerate(zip(items, shuffled)) if a != b]
-    assert not changed or changed[-1] - changed[0] < 8  # only a span of 8 moves
-
-
-def test_two_views_use_two_different_operators_and_leave_short_sequences_alone() -> None:
-    augmenter = SequenceAugmenter(0.5, 0.5, 0.8, mask_id=99, seed=3)
-    seq = torch.tensor([[5, 6, 7, 8, 0, 0], [4, 0, 0, 0, 0, 0]])
-    lengths = torch.tensor([4, 1])
-    for _ in range(20):
-        views = augmenter(seq, lengths)
-        assert views.seq1[1].tolist() == [4, 0, 0, 0, 0, 0] and views.len1[1] == 1 == views.len2[1]
-        kinds = {_operator_of(views.seq1[0].tolist(), int(views.len1[0])), _operator_of(views.seq2[0].tolist(), int(views.len2[0]))}
-        assert len(kinds) == 2 or "unchanged" in kinds  # a reorder may leave the order as it was
-
-
-def _operator_of(view: list[int], length: int) -> str:
-    if length == 2:
-        return "crop"
-    if 99 in view:
-        return "mask"
-    return "reorder" if view[:4] != [5, 6, 7, 8] else "unchanged"
-
-
-def test_augmentation_is_reproducible_from_the_seed() -> None:
-    seq = torch.arange(1, 41).view(4, 10)
-    lengths = torch.tensor([10, 7, 3, 9])
-    first = SequenceAugmenter(0.5, 0.5, 0.8, 99, seed=7)(seq, lengths)
-    second = SequenceAugmenter(0.5, 0.5, 0.8, 99, seed=7)(seq, lengths)
-    assert torch.equal(first.seq1, second.seq1) and torch.equal(first.seq2, second.seq2)
-    assert torch.equal(first.len1, second.len1)
 
 
 def test_a_batch_of_one_pair_has_no_negatives_and_costs_nothing() -> None:

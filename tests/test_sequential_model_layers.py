@@ -17,6 +17,7 @@ from recbole.config import Config
 from models.cl4srec import CL4SRec
 from models.defaults import model_file, read_defaults, recbole_model_file
 from models.mclrec import TRAINER_KEYS, MCLRec
+from models.sasrec import FusedSASRec
 from suite.sequential import entries as P
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -61,7 +62,7 @@ def _defaults_of(options_class: type) -> dict:
 @pytest.mark.parametrize(
     ("options_class", "defaults"),
     [
-        (P.SASRecOptions, read_defaults([recbole_model_file("SASRec")])),
+        (P.SASRecOptions, {**read_defaults([recbole_model_file("SASRec")]), "encoder": "recbole"}),  # the entry's own default
         (P.CL4SRecOptions, CL4SRec.default_config()),
         (P.MCLRecOptions, MCLRec.default_config()),
         (P.MetaTrainerOptions, MCLRec.default_config()),
@@ -72,6 +73,16 @@ def test_option_defaults_are_the_yaml_defaults(options_class: type, defaults: di
     options = _defaults_of(options_class)
     assert set(options) <= set(defaults)
     assert options == {key: defaults[key] for key in options}
+
+
+def test_sasrec_on_either_encoder_reads_its_own_defaults() -> None:
+    """``sasrec`` is RecBole's own class by default (exact parity); ``encoder: fused`` is FusedSASRec."""
+    recbole_class, recbole_fragment = P.SASREC.build(P.SASRecOptions())
+    fused_class, fused_fragment = P.SASREC.build(P.SASRecOptions(encoder="fused"))
+    assert recbole_class.__module__.startswith("recbole.") and "encoder" not in recbole_fragment
+    assert fused_class is FusedSASRec and fused_fragment["encoder"] == "fused"
+    assert {key: fused_fragment[key] for key in recbole_fragment} == recbole_fragment
+    assert P.MCLRecOptions().encoder == P.CL4SRecOptions().encoder == FusedSASRec.default_config()["encoder"] == "fused"
 
 
 def test_spec_keys_cover_every_model_key() -> None:

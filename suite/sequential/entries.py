@@ -15,10 +15,12 @@ from recbole.model.sequential_recommender import SASRec
 from models.cl4srec import CL4SRec
 from models.defaults import read_defaults, recbole_model_file
 from models.mclrec import TRAINER_KEYS, MCLRec
+from models.sasrec import FusedSASRec
 from suite.api import MethodEntry, ModelEntry, NoOptions, Options, RunContext
 
 FAMILY = "sequential"
 SASREC_DEFAULTS = read_defaults([recbole_model_file("SASRec")])
+FUSED_SASREC_DEFAULTS = FusedSASRec.default_config()
 MCLREC_DEFAULTS = MCLRec.default_config()
 CL4SREC_DEFAULTS = CL4SRec.default_config()
 
@@ -44,11 +46,16 @@ class EncoderOptions(Options):
 
 
 class SASRecOptions(EncoderOptions):
-    """RecBole's own SASRec, cross-entropy over all items."""
+    """SASRec, cross-entropy over all items: RecBole's own class (``recbole``, the reference) or
+    ``models.sasrec.FusedSASRec`` (``fused``: the same network on the encoder MCLRec and CL4SRec use)."""
+
+    encoder: Literal["recbole", "fused"] = "recbole"
 
 
 class ContrastiveOptions(EncoderOptions):
-    """CL4SRec's InfoNCE on two augmented views; defaults: ``models/mclrec.yaml``."""
+    """CL4SRec's InfoNCE on two augmented views; defaults: ``models/sasrec.yaml``, ``models/mclrec.yaml``."""
+
+    encoder: Literal["fused", "recbole"] = FUSED_SASREC_DEFAULTS["encoder"]
 
     cl1_weight: float = Field(default=MCLREC_DEFAULTS["cl1_weight"], ge=0, description="lambda")
     cl_temperature: float = Field(default=MCLREC_DEFAULTS["cl_temperature"], gt=0, description="tau of L_cl1")
@@ -81,13 +88,15 @@ class MCLRecOptions(ContrastiveOptions):
     cl2_temperature: float = Field(default=MCLREC_DEFAULTS["cl2_temperature"], gt=0, description="tau of L_cl2 and R")
 
 
-def model_fragment(defaults: dict[str, Any], options: Options) -> dict[str, Any]:
+def model_fragment(defaults: dict[str, Any], options: Options, exclude: set[str] | None = None) -> dict[str, Any]:
     """Every key the model reads: its defaults files, overridden by the spec's values (same names)."""
-    return {**{key: value for key, value in defaults.items() if key not in TRAINER_KEYS}, **options.model_dump()}
+    return {**{key: value for key, value in defaults.items() if key not in TRAINER_KEYS}, **options.model_dump(exclude=exclude)}
 
 
 def build_sasrec(options: SASRecOptions) -> tuple[type, dict[str, Any]]:
-    return SASRec, model_fragment(SASREC_DEFAULTS, options)
+    if options.encoder == "fused":
+        return FusedSASRec, model_fragment(FUSED_SASREC_DEFAULTS, options)
+    return SASRec, model_fragment(SASREC_DEFAULTS, options, exclude={"encoder"})
 
 
 def build_cl4srec(options: CL4SRecOptions) -> tuple[type, dict[str, Any]]:
@@ -152,7 +161,7 @@ def run_meta_trainer(ctx: RunContext) -> dict[str, float]:
     return run_sequential(ctx, MetaTrainer, ctx.method_options.model_dump())
 
 
-SASREC = ModelEntry("sasrec", FAMILY, SASRecOptions, build_sasrec, "RecBole's own SASRec (CE over all items)")
+SASREC = ModelEntry("sasrec", FAMILY, SASRecOptions, build_sasrec, "SASRec (CE over all items): RecBole's own, or on the fused encoder")
 CL4SREC = ModelEntry("cl4srec", FAMILY, CL4SRecOptions, build_cl4srec, "CL4SRec: SASRec + crop/mask/reorder InfoNCE")
 MCLREC = ModelEntry("mclrec", FAMILY, MCLRecOptions, build_mclrec, "MCLRec: CL4SRec + meta-optimized learnable augmenters")
 RECBOLE_TRAINER = MethodEntry(

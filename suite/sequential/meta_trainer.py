@@ -19,7 +19,6 @@ as the config key ``meta_optimization`` says:
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -179,8 +178,10 @@ class MetaTrainer(SuiteCheckpointing, Trainer):
                 self.augmenter_optimizer.load_state_dict(state["augmenter_optimizer"])
 
     # -- the bilevel steps --------------------------------------------------------------
+    # Loss values stay on the device (detached tensors): nothing here reads a number back per
+    # batch, so a GPU never waits for the host; the epoch reads its sums once at its end.
 
-    def encoder_step(self, interaction: Any, views: Any) -> dict[str, float]:
+    def encoder_step(self, interaction: Any, views: Any) -> dict[str, torch.Tensor]:
         """Step 1 (and 3): update the encoder with L0; the augmenters get no gradient."""
         frozen = self.model.augmenter_parameters() if self.bilevel else []
         for parameter in frozen:
@@ -188,7 +189,6 @@ class MetaTrainer(SuiteCheckpointing, Trainer):
         try:
             terms = self.model.encoder_loss_terms(interaction, views)
             loss = sum(terms.values())
-            self._check_nan(loss)
             self.optimizer.zero_grad()
             loss.backward()
             if self.clip_grad_norm:
@@ -197,20 +197,19 @@ class MetaTrainer(SuiteCheckpointing, Trainer):
         finally:
             for parameter in frozen:
                 parameter.requires_grad_(True)
-        return {**{key: value.item() for key, value in terms.items()}, "total": loss.item()}
+        return {**{key: value.detach() for key, value in terms.items()}, "total": loss.detach()}
 
-    def augmenter_step(self, views: Any) -> dict[str, float]:
+    def augmenter_step(self, views: Any) -> dict[str, torch.Tensor]:
         """Step 2: update the augmenters with L1 on views re-encoded by the updated encoder."""
         terms = self.model.augmenter_loss_terms(views)
         loss = sum(terms.values())
-        self._check_nan(loss)
         self.augmenter_optimizer.zero_grad()
         loss.backward()
         self.augmenter_optimizer.step()
-        return {f"augmenter_{key}": value.item() for key, value in terms.items()} | {"augmenter_total": loss.item()}
+        return {f"augmenter_{key}": value.detach() for key, value in terms.items()} | {"augmenter_total": loss.detach()}
 
-    def train_batch(self, interaction: Any) -> dict[str, float]:
-        """One batch of meta-optimization; returns each loss term's value."""
+    def train_batch(self, interaction: Any) -> dict[str, torch.Tensor]:
+        """One batch of meta-optimization; returns each loss term's value (a 0-d tensor on the device)."""
         views = self.model.draw_views(interaction)
         losses = self.encoder_step(interaction, views)
         if self.bilevel:
@@ -220,15 +219,25 @@ class MetaTrainer(SuiteCheckpointing, Trainer):
         return losses
 
     def _train_epoch(self, train_data: Any, epoch_idx: int, loss_func: Any = None, show_progress: bool = False) -> float:
-        """One epoch of ``train_batch``; RecBole gets the summed L0, MLflow each term's mean."""
+        """One epoch of ``train_batch``; RecBole gets the summed L0, MLflow each term's mean.
+
+        A loss that is not finite fails the run at the end of the epoch, naming the first
+        such batch (kept on the device until then, like the sums).
+        """
         self._current_epoch = epoch_idx
         self.model.train()
-        sums: dict[str, float] = defaultdict(float)
+        sums: dict[str, torch.Tensor] = {}
+        first_bad = torch.tensor(-1, device=self.device)
         batches = 0
-        for interaction in train_data:
-            for key, value in self.train_batch(interaction.to(self.device)).items():
-                sums[key] += value
-            batches += 1
-        means = {f"loss_{key}": value / max(batches, 1) for key, value in sums.items()}
-        self._report("train", means)
-        return sums.get("total", math.nan)
+        for batch_index, interaction in enumerate(train_data):
+            losses = self.train_batch(interaction.to(self.device))
+            for key, value in losses.items():
+                sums[key] = sums[key] + value if key in sums else value
+            bad = ~torch.isfinite(losses["total"]) | ~torch.isfinite(losses.get("augmenter_total", losses["total"]))
+            first_bad = torch.where((first_bad < 0) & bad, batch_index, first_bad)
+            batches = batch_index + 1
+        if int(first_bad) >= 0:
+            raise ValueError(f"training loss is not finite (epoch {epoch_idx}, batch {int(first_bad)})")
+        totals = dict(zip(sums, torch.stack(list(sums.values())).tolist())) if sums else {}
+        self._report("train", {f"loss_{key}": value / max(batches, 1) for key, value in totals.items()})
+        return totals.get("total", math.nan)
