@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.losses import cl2_loss, cl2_regularizer, info_nce
+from models.losses import cl2_terms, info_nce
 from models.sasrec import FusedSASRec, choice
 from models.sequence_augmentation import AugmentedViews, SequenceAugmentation
 
@@ -161,9 +161,10 @@ class MCLRec(FusedSASRec):
     def _meta_terms(self, h1: torch.Tensor, h2: torch.Tensor, cl2_scale: float, regularizer_scale: float) -> dict[str, torch.Tensor]:
         augmenter1, augmenter2 = self.augmenter_pair()
         z1, z2 = augmenter1(h1), augmenter2(h2)
-        terms = {"cl2": cl2_scale * cl2_loss(h1, h2, z1, z2, self.cl2_temperature)}
+        cl2, regularizer = cl2_terms(h1, h2, z1, z2, self.cl2_temperature, self.per_anchor, self.use_regularizer)
+        terms = {"cl2": cl2_scale * cl2}
         if self.use_regularizer:
-            terms["reg"] = regularizer_scale * cl2_regularizer(h1, h2, z1, z2, self.cl2_temperature, self.per_anchor)
+            terms["reg"] = regularizer_scale * regularizer
         return terms
 
     @property

@@ -115,7 +115,7 @@ class FusedSelfAttention(nn.Module):
             key, value = self._project(hidden, (self.key, self.value))
         context = self._attend(query, key, value, mask).transpose(1, 2).reshape(queries.shape)
         out = fast_dropout(self.dense(context), self.hidden_dropout_prob, self.training)
-        return F.layer_norm(out + queries, self.LayerNorm.normalized_shape, self.LayerNorm.weight, self.LayerNorm.bias, self.LayerNorm.eps)
+        return self.LayerNorm(out + queries)
 
 
 class FusedFeedForward(nn.Module):
@@ -133,7 +133,7 @@ class FusedFeedForward(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         out = fast_dropout(self.dense_2(self.activation(self.dense_1(hidden))), self.hidden_dropout_prob, self.training)
-        return F.layer_norm(out + hidden, self.LayerNorm.normalized_shape, self.LayerNorm.weight, self.LayerNorm.bias, self.LayerNorm.eps)
+        return self.LayerNorm(out + hidden)
 
 
 class FusedTransformerLayer(nn.Module):

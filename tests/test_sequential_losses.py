@@ -83,3 +83,31 @@ def test_a_batch_of_one_pair_has_no_negatives_and_costs_nothing() -> None:
     x, y = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 0.1]])
     assert info_nce(x, y).item() == pytest.approx(0.0)
     assert contrastive_regularizer(x, y).item() == 0.0
+
+
+def _loop_scores(x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[list[float]]]:
+    views = torch.cat([x, y]).tolist()
+    batch = x.size(0)
+    dot = [[sum(a * b for a, b in zip(u, v)) for v in views] for u in views]
+    partner = [(i + batch) % (2 * batch) for i in range(2 * batch)]
+    negatives = [[dot[i][j] for j in range(2 * batch) if j not in (i, partner[i])] for i in range(2 * batch)]
+    return [dot[i][partner[i]] for i in range(2 * batch)], negatives
+
+
+@pytest.mark.parametrize("per_anchor", [True, False])
+def test_losses_equal_a_loop_over_anchors_on_random_views(per_anchor: bool) -> None:
+    generator = torch.Generator().manual_seed(2)
+    x, y = torch.randn(5, 3, generator=generator), torch.randn(5, 3, generator=generator)
+    positives, negatives = _loop_scores(x, y)
+    nce = sum(-p + math.log(math.exp(p) + sum(math.exp(n) for n in ns)) for p, ns in zip(positives, negatives)) / len(positives)
+    assert info_nce(x, y).item() == pytest.approx(nce, rel=1e-5)
+    highest = [max(ns) for ns in negatives]
+    if not per_anchor:
+        positives_low, highest = [min(positives)] * len(positives), [max(highest)] * len(positives)
+    else:
+        positives_low = positives
+    o_min = [min(p, h) for p, h in zip(positives_low, highest)]
+    o_max = [max(p, h) for p, h in zip(positives_low, highest)]
+    positive_term = sum(max(p - low, 0.0) for p, low in zip(positives, o_min)) / len(positives)
+    negative_term = sum(max(high - n, 0.0) for high, ns in zip(o_max, negatives) for n in ns) / sum(map(len, negatives))
+    assert contrastive_regularizer(x, y, 1.0, per_anchor).item() == pytest.approx(positive_term + negative_term, rel=1e-5)

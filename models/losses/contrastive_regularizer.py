@@ -16,22 +16,28 @@ from __future__ import annotations
 
 import torch
 
-from models.losses.info_nce import pair_scores
+from models.losses.info_nce import negatives_mask, pair_similarity
+
+
+def regularizer_from_scores(scores: torch.Tensor, partner: torch.Tensor, per_anchor: bool = True) -> torch.Tensor:
+    """R from ``pair_similarity``'s result (shared with InfoNCE in L_cl2)."""
+    size = scores.size(0)
+    if size <= 2:  # a batch of one pair has no negatives: nothing to regularize
+        return scores.sum() * 0.0
+    positives = scores[torch.arange(size, device=scores.device), partner]
+    negative = negatives_mask(size, scores.device)
+    highest = scores.masked_fill(~negative, float("-inf")).max(dim=1).values
+    if per_anchor:
+        lowest_positive, highest_negative = positives, highest
+    else:
+        lowest_positive, highest_negative = positives.min().expand_as(positives), highest.max().expand_as(positives)
+    o_min = torch.minimum(lowest_positive, highest_negative)
+    o_max = torch.maximum(lowest_positive, highest_negative)
+    positive_term = torch.relu(positives - o_min).mean()
+    negative_term = (torch.relu(o_max.unsqueeze(1) - scores) * negative).sum() / (size * (size - 2))
+    return positive_term + negative_term
 
 
 def contrastive_regularizer(x: torch.Tensor, y: torch.Tensor, temperature: float = 1.0, per_anchor: bool = True) -> torch.Tensor:
     """R(x, y) as defined in METHODS.md; per anchor by default, batch-wide on request."""
-    positives, negatives = pair_scores(x, y, temperature)
-    if negatives.size(1) == 0:  # a batch of one pair has no negatives: nothing to regularize
-        return positives.sum() * 0.0
-    if per_anchor:
-        lowest_positive = positives
-        highest_negative = negatives.max(dim=1).values
-    else:
-        lowest_positive = positives.min().expand_as(positives)
-        highest_negative = negatives.max().expand_as(positives)
-    o_min = torch.minimum(lowest_positive, highest_negative)
-    o_max = torch.maximum(lowest_positive, highest_negative)
-    positive_term = torch.relu(positives - o_min).mean()
-    negative_term = torch.relu(o_max.unsqueeze(1) - negatives).mean()
-    return positive_term + negative_term
+    return regularizer_from_scores(*pair_similarity(x, y, temperature), per_anchor)
