@@ -135,3 +135,65 @@ def test_mclrec_picks_its_encoder(tiny, encoder: str) -> None:
     expected = FusedTransformerEncoder if encoder == "fused" else TransformerEncoder
     assert type(model.trm_encoder) is expected
     assert "augment._extra_state" in model.state_dict()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: checks that a meta-training step never waits for the host")
+def test_a_meta_training_step_does_not_sync_the_gpu(tiny) -> None:
+    """Issue 9.5: losses stay on the device, no .item() per term per batch, no bucketing sizes read back."""
+    from recbole.data.interaction import Interaction
+
+    from suite.sequential.meta_trainer import MetaTrainer
+
+    data, root, dataset = tiny
+    config = recbole_config(MCLRec, data, root, use_gpu=True, gpu_id="0", meta_optimization="three-step", learning_rate=0.001)
+    model = MCLRec(config, dataset).to(config["device"])
+    trainer = MetaTrainer(config, model)
+    generator = torch.Generator().manual_seed(0)
+    batch = Interaction(
+        {
+            model.ITEM_SEQ: torch.randint(1, model.n_items, (32, 10), generator=generator),
+            model.ITEM_SEQ_LEN: torch.randint(1, 11, (32,), generator=generator),
+            model.POS_ITEM_ID: torch.randint(1, model.n_items, (32,), generator=generator),
+        }
+    ).to(config["device"])
+    model.train()
+    trainer.train_batch(batch)  # warm-up: lazy CUDA initialization may sync
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        losses = trainer.train_batch(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert losses and all(value.device.type == "cuda" for value in losses.values())
+
+
+def _draws(module: torch.nn.Module, *inputs: torch.Tensor, count: int = 400) -> torch.Tensor:
+    module.train()
+    with torch.no_grad():
+        return torch.stack([module(*inputs) for _ in range(count)])
+
+
+@pytest.mark.parametrize(("attn_dropout", "hidden_dropout"), [(0.5, 0.0), (0.0, 0.5), (0.2, 0.2)])
+def test_training_mode_draws_the_same_output_distribution_as_recboles_layers(attn_dropout: float, hidden_dropout: float) -> None:
+    """Dropout in the same places with the same rates: over many draws each layer of both stacks
+    (same weights, same input) gives outputs with the same mean and spread."""
+    torch.manual_seed(0)
+    reference = TransformerEncoder(1, 4, HIDDEN, 64, hidden_dropout, attn_dropout, "gelu", 1e-12).layer[0]
+    for parameter in reference.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    fused = FusedTransformerEncoder(1, 4, HIDDEN, 64, hidden_dropout, attn_dropout, "gelu", 1e-12).layer[0]
+    fused.load_state_dict(reference.state_dict())
+    items, _, hidden = _batch()
+    mask = causal_padding_mask(items)
+    valid = (items != 0).unsqueeze(-1).expand(-1, -1, HIDDEN)  # outputs that reach a recommendation
+    torch.manual_seed(5)
+    for expected, got in (
+        (_draws(reference.multi_head_attention, hidden, mask), _draws(fused.multi_head_attention, hidden, mask)),
+        (_draws(reference.feed_forward, hidden), _draws(fused.feed_forward, hidden)),
+    ):
+        spread = expected.std(dim=0)[valid]
+        if spread.max() == 0:  # no dropout in this sublayer: both deterministic and equal
+            assert got.std(dim=0)[valid].max() == 0 and torch.allclose(got[0], expected[0], atol=1e-5)
+            continue
+        assert abs(got.std(dim=0)[valid].mean() / spread.mean() - 1) < 0.03
+        standard_error = spread * (2 / len(expected)) ** 0.5 + 1e-6
+        assert ((got.mean(dim=0)[valid] - expected.mean(dim=0)[valid]).abs() / standard_error).mean() < 1.2  # ~0.8 when equal

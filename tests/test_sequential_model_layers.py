@@ -119,3 +119,20 @@ def test_a_plain_recbole_config_reads_the_same_defaults(tmp_path: Path) -> None:
     for key, value in MCLRec.default_config().items():
         if key != "train_neg_sample_args":  # RecBole expands it into its own structure
             assert config[key] == value, key
+
+
+@pytest.mark.parametrize(("model", "accepted"), [("mclrec", True), ("cl4srec", True), ("sasrec", False)])
+def test_the_meta_trainer_refuses_a_model_it_cannot_train_before_any_run(model: str, accepted: bool, tmp_path: Path) -> None:
+    """``mclrec-trainer``'s pre-flight check (issue 10.8): a SpecError naming the model, from the spec alone."""
+    from suite import spec as specs
+    from suite.errors import SpecError
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"seeds: [0]\nscenario: {{name: recbole}}\nmodel: {{name: {model}}}\nmethod: {{name: mclrec-trainer}}\n")
+    point = specs.plan(spec, check_data=False).base
+    assert P.MCLREC_TRAINER.names_runs_after_model and P.RECBOLE_TRAINER.names_runs_after_model
+    if accepted:
+        P.MCLREC_TRAINER.check(point)
+    else:
+        with pytest.raises(SpecError, match="'mclrec-trainer' trains model mclrec or cl4srec, not 'sasrec'"):
+            P.MCLREC_TRAINER.check(point)

@@ -34,6 +34,7 @@ TRAIN = (
 )
 MODELS = {
     "sasrec": (f"{{name: sasrec, {ENCODER}}}", "{name: recbole-trainer}"),
+    "sasrec-fused": (f"{{name: sasrec, {ENCODER.replace('encoder: recbole', 'encoder: fused')}}}", "{name: recbole-trainer}"),
     "cl4srec": (f"{{name: cl4srec, {ENCODER}, {CONTRASTIVE}}}", "{name: recbole-trainer}"),
     "mclrec": (
         f"{{name: mclrec, {ENCODER}, {CONTRASTIVE}, {MCLREC}}}",
@@ -49,6 +50,7 @@ MODELS = {
 # since. CL4SRec and MCLRec: re-recorded when the augmentation became batched tensor operations
 # from the model's own torch.Generator (issue 9.2, a new random stream by design); with the old
 # per-sequence numpy augmenter plugged back in, the refactored code reproduced the first pins exactly.
+# sasrec-fused and mclrec-fused: the fused encoder's own pins (recorded when it was added).
 PINNED: dict[str, dict[str, float]] = {
     "sasrec": {
         "test.hit@5": 0.525,
@@ -57,6 +59,14 @@ PINNED: dict[str, dict[str, float]] = {
         "test.ndcg@10": 0.444506,
         "best_valid.ndcg@10": 0.404918,
         "train.loss": 3.303324341773987,
+    },
+    "sasrec-fused": {
+        "test.hit@5": 0.6,
+        "test.hit@10": 0.9,
+        "test.ndcg@5": 0.360265,
+        "test.ndcg@10": 0.459,
+        "best_valid.ndcg@10": 0.363806,
+        "train.loss": 3.3075055480003357,
     },
     "cl4srec": {
         "test.hit@5": 0.375,
