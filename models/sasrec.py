@@ -26,7 +26,7 @@ from models.defaults import missing_keys, model_file, read_defaults, recbole_mod
 from models.transformer import FusedTransformerEncoder, fast_dropout
 
 ENCODERS = ("fused", "recbole")
-LENGTH_BUCKETS = (4, 2, 1)  # bucket upper bounds as fractions of the batch width: W/4, W/2, W
+LENGTH_BUCKETS = (0.25, 0.5, 1.0)  # bucket upper bounds as shares of the batch width
 
 
 class FusedSASRec(SequentialRecommender):
@@ -136,7 +136,7 @@ class FusedSASRec(SequentialRecommender):
         width = item_seq.size(1)
         low = 0
         pieces, index_list = [], []
-        for high in (width // share for share in LENGTH_BUCKETS):
+        for high in (int(width * share) for share in LENGTH_BUCKETS):
             rows = ((item_seq_len > low) & (item_seq_len <= high)).nonzero(as_tuple=True)[0]
             low = high
             if rows.numel() == 0:
