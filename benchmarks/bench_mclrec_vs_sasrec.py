@@ -3,12 +3,12 @@
 Same data (ml-100k under the reproduction specs' protocol: ``runs/sasrec-ml100k.yaml``'s
 scenario, 5-core users and items, batch 256), the same fixed batches for every variant
 (the first ``--max-batches`` of one shuffled pass), the same torch threads. Epochs are
-interleaved in one process (baseline, variant, variant, ..., baseline, ...) so that load
-from other processes hits all variants alike; each variant's median over ``--rounds`` and
-its ratio to the baseline's median are printed, in wall time and in this process's CPU time
-(the steadier of the two on a shared machine with one thread).
+interleaved in one process, in turns of ``--chunk`` batches (baseline, variant, variant, ...,
+baseline, ...), so that load from other processes hits all variants alike; each variant's
+median over ``--rounds`` and its ratio to the baseline's median are printed, in wall time
+and in this process's CPU time (the steadier of the two on a shared machine with one thread).
 
-    nice -n 5 python benchmarks/bench_mclrec_vs_sasrec.py [--rounds 3] [--max-batches 40] [--threads 1 2] [--before]
+    nice -n 5 python benchmarks/bench_mclrec_vs_sasrec.py [--rounds 3] [--max-batches 40] [--chunk 10] [--threads 1 2] [--before]
 
 Targets (issue 9): SASRec fused <= 0.5x, MCLRec two-step <= 1.5x, three-step <= 2.5x the
 baseline's epoch. ``--before`` adds MCLRec three-step on RecBole's encoder stack.
@@ -82,18 +82,29 @@ def build_trainers(chosen: list[Variant], run_dir: Path) -> tuple[dict[str, Any]
     return trainers, loader, point.train_options.train_batch_size
 
 
-def measure(trainers: dict[str, Any], batches: list[Any], rounds: int) -> dict[str, tuple[list[float], list[float]]]:
-    """Wall and CPU seconds per epoch of each trainer, interleaved round by round."""
+def measure(trainers: dict[str, Any], batches: list[Any], rounds: int, chunk: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and CPU seconds per epoch of each trainer, interleaved in chunks of ``chunk`` batches.
+
+    Within a round every variant trains its epoch chunk by chunk, in turns (baseline's first
+    chunk, each variant's first chunk, baseline's second, ...), so that a burst of load from
+    other processes lands on all variants rather than on the one epoch it happens to hit.
+    """
     times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in trainers}
     for trainer in trainers.values():  # warm-up: first-call allocations, lazy initializations
         trainer._train_epoch(batches[:2], 0)
+    pieces = [batches[start : start + chunk] for start in range(0, len(batches), chunk)]
     for round_index in range(rounds):
-        for name, trainer in trainers.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            trainer._train_epoch(batches, round_index)
-            times[name][0].append(time.perf_counter() - wall)
-            times[name][1].append(time.process_time() - cpu)
-            print(f"  round {round_index} {name:30s} {times[name][0][-1]:7.2f} s wall {times[name][1][-1]:7.2f} s cpu", flush=True)
+        spent = {name: [0.0, 0.0] for name in trainers}
+        for piece in pieces:
+            for name, trainer in trainers.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                trainer._train_epoch(piece, round_index)
+                spent[name][0] += time.perf_counter() - wall
+                spent[name][1] += time.process_time() - cpu
+        for name, (wall, cpu) in spent.items():
+            times[name][0].append(wall)
+            times[name][1].append(cpu)
+            print(f"  round {round_index} {name:30s} {wall:7.2f} s wall {cpu:7.2f} s cpu", flush=True)
     return times
 
 
@@ -114,6 +125,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-batches", type=int, default=40, help="batches per measured epoch; 0 = the whole epoch")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--chunk", type=int, default=10, help="batches per interleaved turn")
     parser.add_argument("--before", action="store_true", help="add MCLRec three-step on RecBole's encoder stack")
     args = parser.parse_args()
     torch.autograd.set_detect_anomaly(False)  # RecBole's SINE turns it on at import; the trainers' fit does the same
@@ -127,7 +139,7 @@ def main() -> None:
             f"{args.rounds} interleaved rounds, {threads} torch thread(s)",
             flush=True,
         )
-        report(measure(trainers, batches, args.rounds), len(batches), len(loader))
+        report(measure(trainers, batches, args.rounds, args.chunk), len(batches), len(loader))
 
 
 if __name__ == "__main__":

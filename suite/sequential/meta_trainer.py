@@ -8,10 +8,13 @@ losses and validation metrics to an optional ``epoch_listener`` (the pipeline se
 to MLflow). ``MetaTrainer`` runs MCLRec's per-batch bilevel optimization (METHODS.md section 2),
 as the config key ``meta_optimization`` says:
 
-1. encoder step: augmenters frozen, encoder updated with L0;
+1. encoder step: augmenters frozen, encoder updated with
+   L0 = L_rec + lambda L_cl1 + beta (L_cl2 + 0.1 R);
 2. augmenter step: views recomputed under the updated encoder with no encoder autograd,
-   augmenters updated with L1 = L_cl2 + gamma R;
-3. (``three-step``, the authors' code) the encoder again with L0.
+   augmenters updated with L1 = L_cl2 + 0.1 R (the 0.1s: ``regularizer_weight`` and
+   ``augmenter_regularizer_weight``);
+3. (``three-step``, the authors' code and the default) the encoder again with L0, on the same
+   batch and views.
 
 ``joint`` is MCLRec-J: one optimizer over everything, one step with L0.
 """
