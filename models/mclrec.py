@@ -1,56 +1,30 @@
 """MCLRec (Qin et al., SIGIR 2023) as an ordinary RecBole ``SequentialRecommender``.
 
-A SASRec encoder (item + position embeddings, Transformer blocks, last-position
-representation, cross-entropy over all items) plus CL4SRec's data augmentation and
-MCLRec's two learnable model augmenters. ``calculate_loss`` returns the encoder
-objective L0 as a tuple of its weighted terms, so RecBole's own ``Trainer`` trains it
-jointly (the MCLRec-J ablation, or CL4SRec when ``use_cl2`` is off); the bilevel
-meta-optimization lives in ``suite.sequential.meta_trainer.MetaTrainer``.
+SASRec's network (``models.sasrec.FusedSASRec``: item + position embeddings, Transformer
+blocks, last-position state, cross-entropy over all items) plus CL4SRec's data augmentation
+and MCLRec's two learnable model augmenters. ``calculate_loss`` returns the encoder objective
+L0 as a tuple of its weighted terms, so RecBole's own ``Trainer`` trains it jointly (the
+MCLRec-J ablation, or CL4SRec when ``use_cl2`` is off); the bilevel meta-optimization lives
+in the suite's ``MetaTrainer``, which calls ``encoder_loss_terms`` and ``augmenter_loss_terms``.
 
-A plain RecBole user passes every hyperparameter (custom model classes get no YAML
-defaults): ``Config(model=MCLRec, dataset=..., config_dict={**MCLRec.default_config(), ...})``.
+Its defaults are ``models/mclrec.yaml`` on top of ``models/sasrec.yaml`` and RecBole's
+``SASRec.yaml``: ``Config(model=MCLRec, dataset=..., config_file_list=MCLRec.config_files())``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from recbole.model.abstract_recommender import SequentialRecommender
-from recbole.model.layers import TransformerEncoder
 from torch import nn
 
-from suite.sequential.augment import AugmentedViews, SequenceAugmenter
-from suite.sequential.losses import cl2_loss, cl2_regularizer, info_nce
+from models.losses import cl2_terms, info_nce
+from models.sasrec import FusedSASRec, choice
+from models.sequence_augmentation import AugmentedViews, SequenceAugmentation
 
-ENCODER_DEFAULTS: dict[str, Any] = {
-    "hidden_size": 64,
-    "n_layers": 2,
-    "n_heads": 2,
-    "inner_size": 256,
-    "hidden_act": "gelu",
-    "layer_norm_eps": 1e-12,
-    "initializer_range": 0.02,
-    "hidden_dropout_prob": 0.5,
-    "attn_dropout_prob": 0.5,
-    "loss_type": "CE",
-    "MAX_ITEM_LIST_LENGTH": 50,
-}
-MCLREC_DEFAULTS: dict[str, Any] = {
-    "use_cl1": True,
-    "cl1_weight": 0.1,
-    "use_cl2": True,
-    "cl2_weight": 0.1,
-    "use_regularizer": True,
-    "regularizer_weight": None,  # None: 0.1 * cl2_weight
-    "regularizer_scope": "per_anchor",
-    "shared_augmenter": False,
-    "cl_temperature": 1.0,
-    "aug_crop_ratio": 0.5,
-    "aug_mask_ratio": 0.5,
-    "aug_reorder_ratio": 0.8,
-}
+TRAINER_KEYS = ("meta_optimization", "augmenter_learning_rate")
+"""Keys of ``mclrec.yaml`` that the meta-trainer reads, not the model."""
 
 
 class Augmenter(nn.Module):
@@ -70,67 +44,55 @@ class Augmenter(nn.Module):
         return F.normalize(self.net(h), dim=-1)
 
 
-class MCLRec(SequentialRecommender):
+class MCLRec(FusedSASRec):
     """SASRec encoder + augmentation + learnable augmenters; CL4SRec when ``use_cl2`` is off."""
 
-    def __init__(self, config: Any, dataset: Any):
-        super().__init__(config, dataset)
-        get = lambda key: _config_value(config, key)  # noqa: E731 - defaults for plain-RecBole users
-        self.hidden_size = get("hidden_size")
-        self.loss_type = get("loss_type")
-        if self.loss_type != "CE":
-            raise ValueError(f"MCLRec trains with loss_type CE (cross-entropy over all items), got {self.loss_type!r}")
-        self.initializer_range = get("initializer_range")
-        self.use_cl1, self.cl1_weight = bool(get("use_cl1")), float(get("cl1_weight"))
-        self.use_cl2, self.cl2_weight = bool(get("use_cl2")), float(get("cl2_weight"))
-        self.use_regularizer = bool(get("use_regularizer")) and self.use_cl2
-        weight = get("regularizer_weight")
-        self.regularizer_weight = 0.1 * self.cl2_weight if weight is None else float(weight)
-        self.per_anchor = _scope_is_per_anchor(get("regularizer_scope"))
-        self.temperature = float(get("cl_temperature"))
-        self.mask_id = self.n_items  # one extra embedding row, never scored
-        self._build_encoder(get)
-        self.augmenters = self._build_augmenters(bool(get("shared_augmenter")))
-        self.apply(self._init_weights)
-        self.augment = SequenceAugmenter(
-            get("aug_crop_ratio"), get("aug_mask_ratio"), get("aug_reorder_ratio"), self.mask_id, seed=int(config["seed"] or 0)
-        )
+    defaults_files: ClassVar[tuple[str, ...]] = ("sasrec", "mclrec")
+    trainer_keys: ClassVar[tuple[str, ...]] = TRAINER_KEYS
 
-    @staticmethod
-    def default_config() -> dict[str, Any]:
-        """Every hyperparameter MCLRec reads, at the values of METHODS.md."""
-        return {**ENCODER_DEFAULTS, **MCLREC_DEFAULTS, "train_neg_sample_args": None}
+    def _read_config(self, config: Any) -> None:
+        super()._read_config(config)
+        self.use_cl1, self.cl1_weight = bool(config["use_cl1"]), float(config["cl1_weight"])
+        self.use_cl2, self.cl2_weight = bool(config["use_cl2"]), float(config["cl2_weight"])
+        self.use_regularizer = bool(config["use_regularizer"]) and self.use_cl2
+        self.regularizer_weight = float(config["regularizer_weight"])
+        self.augmenter_regularizer_weight = float(config["augmenter_regularizer_weight"])
+        self.per_anchor = choice("regularizer_scope", config["regularizer_scope"], ("per_anchor", "batch")) == "per_anchor"
+        self.temperature = float(config["cl_temperature"])
+        self.cl2_temperature = float(config["cl2_temperature"])
+        self.mask_item = choice("aug_mask_item", config["aug_mask_item"], ("padding", "token"))
+        self.augmenter_init = choice("augmenter_init", config["augmenter_init"], ("pytorch", "sasrec"))
 
-    def _build_encoder(self, get: Any) -> None:
-        self.item_embedding = nn.Embedding(self.n_items + 1, self.hidden_size, padding_idx=0)
-        self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
-        self.trm_encoder = TransformerEncoder(
-            n_layers=get("n_layers"),
-            n_heads=get("n_heads"),
-            hidden_size=self.hidden_size,
-            inner_size=get("inner_size"),
-            hidden_dropout_prob=get("hidden_dropout_prob"),
-            attn_dropout_prob=get("attn_dropout_prob"),
-            hidden_act=get("hidden_act"),
-            layer_norm_eps=get("layer_norm_eps"),
+    @property
+    def mask_id(self) -> int:
+        """``padding``: item 0, as the authors' code (masked items drop out as attention keys and get
+        no embedding gradient); ``token``: one extra, learnable embedding row, never scored (CL4SRec's paper)."""
+        return 0 if self.mask_item == "padding" else self.n_items
+
+    def item_rows(self) -> int:
+        return self.n_items + (1 if self.mask_item == "token" else 0)
+
+    def _build_modules(self, config: Any) -> None:
+        super()._build_modules(config)
+        self.augmenters = self._build_augmenters(bool(config["shared_augmenter"]))
+        self.augment = SequenceAugmentation(
+            config["aug_crop_ratio"], config["aug_mask_ratio"], config["aug_reorder_ratio"], self.mask_id, seed=int(config["seed"] or 0)
         )
-        self.LayerNorm = nn.LayerNorm(self.hidden_size, eps=get("layer_norm_eps"))
-        self.dropout = nn.Dropout(get("hidden_dropout_prob"))
 
     def _build_augmenters(self, shared: bool) -> nn.ModuleList:
         if not self.use_cl2:
             return nn.ModuleList()
         return nn.ModuleList([Augmenter(self.hidden_size) for _ in range(1 if shared else 2)])
 
-    def _init_weights(self, module: nn.Module) -> None:
-        """SASRec's initialization: normal(0, initializer_range), LayerNorm to identity."""
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
-        elif isinstance(module, nn.LayerNorm):
-            module.bias.data.zero_()
-            module.weight.data.fill_(1.0)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            module.bias.data.zero_()
+    def _initialize(self) -> None:
+        """SASRec's init for the encoder; the augmenters keep PyTorch's default init (the authors'
+        code builds them in its trainer, outside the model) unless ``augmenter_init`` is ``sasrec``."""
+        if self.augmenter_init == "sasrec":
+            self.apply(self._init_weights)
+            return
+        for child in self.children():
+            if child is not self.augmenters:
+                child.apply(self._init_weights)
 
     # -- parameter groups: the two sides of the bilevel problem -------------------------
 
@@ -149,35 +111,6 @@ class MCLRec(SequentialRecommender):
         return self.augmenters[0], self.augmenters[-1]
 
     # -- encoder ------------------------------------------------------------------------
-
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        """Representation of each sequence: the last Transformer layer at its last position."""
-        positions = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
-        hidden = self.item_embedding(item_seq) + self.position_embedding(positions.unsqueeze(0).expand_as(item_seq))
-        hidden = self.dropout(self.LayerNorm(hidden))
-        output = self.trm_encoder(hidden, self.get_attention_mask(item_seq), output_all_encoded_layers=True)[-1]
-        return self.gather_indexes(output, item_seq_len - 1)
-
-    def encode_bucketed(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        """``forward`` on length buckets, each cut to its longest sequence: the same values, less work.
-
-        Sequences are left-aligned and attention is causal, so the state at position len-1
-        never sees the right padding; cropped views and short prefixes then cost what
-        their length costs instead of the full padded width.
-        """
-        width = item_seq.size(1)
-        bounds = [width // 4, width // 2, width]
-        low = 0
-        pieces, index_list = [], []
-        for high in bounds:
-            rows = ((item_seq_len > low) & (item_seq_len <= high)).nonzero(as_tuple=True)[0]
-            low = high
-            if rows.numel() == 0:
-                continue
-            cut = int(item_seq_len[rows].max())
-            pieces.append(self.forward(item_seq[rows, :cut], item_seq_len[rows]))
-            index_list.append(rows)
-        return torch.cat(pieces).index_select(0, torch.argsort(torch.cat(index_list)))
 
     def encode_batch(self, interaction: Any, views: AugmentedViews | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """h for the batch and h1, h2 for its views, encoded together in length buckets."""
@@ -205,33 +138,33 @@ class MCLRec(SequentialRecommender):
             return None
         return self.augment(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
 
-    def rec_loss(self, h: torch.Tensor, pos_items: torch.Tensor) -> torch.Tensor:
-        """L_rec: cross-entropy of the next item over all items (the mask row excluded)."""
-        logits = h @ self.item_embedding.weight[: self.n_items].T
-        return F.cross_entropy(logits, pos_items)
-
     def encoder_loss_terms(self, interaction: Any, views: AugmentedViews | None) -> dict[str, torch.Tensor]:
-        """The weighted terms of L0 = L_rec + lambda L_cl1 + beta L_cl2 + gamma R."""
+        """The weighted terms of L0 = L_rec + lambda L_cl1 + beta (L_cl2 + regularizer_weight R)."""
         h, h1, h2 = self.encode_batch(interaction, views)
         terms = {"rec": self.rec_loss(h, interaction[self.POS_ITEM_ID])}
         if self.use_cl1:
             terms["cl1"] = self.cl1_weight * info_nce(h1, h2, self.temperature)
         if self.has_augmenters:
-            terms.update(self._meta_terms(h1, h2, self.cl2_weight))
+            terms.update(self._meta_terms(h1, h2, self.cl2_weight, self.cl2_weight * self.regularizer_weight))
         return terms
 
     def augmenter_loss_terms(self, views: AugmentedViews) -> dict[str, torch.Tensor]:
-        """The terms of L1 = L_cl2 + gamma R; the encoder runs without autograd (no encoder gradient)."""
+        """The terms of L1 = L_cl2 + augmenter_regularizer_weight R (the authors' code: R not scaled by beta).
+
+        The encoder runs without autograd: lambda L_cl1 gives the augmenters no gradient and the
+        encoder is frozen in this step, so no encoder gradient is computed at all.
+        """
         with torch.no_grad():
             h1, h2 = self.encode_views(views)
-        return self._meta_terms(h1, h2, 1.0)
+        return self._meta_terms(h1, h2, 1.0, self.augmenter_regularizer_weight)
 
-    def _meta_terms(self, h1: torch.Tensor, h2: torch.Tensor, cl2_scale: float) -> dict[str, torch.Tensor]:
+    def _meta_terms(self, h1: torch.Tensor, h2: torch.Tensor, cl2_scale: float, regularizer_scale: float) -> dict[str, torch.Tensor]:
         augmenter1, augmenter2 = self.augmenter_pair()
         z1, z2 = augmenter1(h1), augmenter2(h2)
-        terms = {"cl2": cl2_scale * cl2_loss(h1, h2, z1, z2, self.temperature)}
+        cl2, regularizer = cl2_terms(h1, h2, z1, z2, self.cl2_temperature, self.per_anchor, self.use_regularizer)
+        terms = {"cl2": cl2_scale * cl2}
         if self.use_regularizer:
-            terms["reg"] = self.regularizer_weight * cl2_regularizer(h1, h2, z1, z2, self.temperature, self.per_anchor)
+            terms["reg"] = regularizer_scale * regularizer
         return terms
 
     @property
@@ -245,26 +178,3 @@ class MCLRec(SequentialRecommender):
     def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:
         """L0 as a tuple of weighted terms (rec, cl1, cl2, reg): RecBole's Trainer sums and logs them."""
         return tuple(self.encoder_loss_terms(interaction, self.draw_views(interaction)).values())
-
-    # -- scoring ------------------------------------------------------------------------
-
-    def predict(self, interaction: Any) -> torch.Tensor:
-        h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return (h * self.item_embedding(interaction[self.ITEM_ID])).sum(dim=1)
-
-    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
-        h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return h @ self.item_embedding.weight[: self.n_items].T
-
-
-def _config_value(config: Any, key: str) -> Any:
-    """The config's value, or MCLRec's default when a plain-RecBole user left the key out."""
-    defaults = {**ENCODER_DEFAULTS, **MCLREC_DEFAULTS}
-    value = config[key]
-    return defaults.get(key) if value is None else value
-
-
-def _scope_is_per_anchor(scope: str) -> bool:
-    if scope not in ("per_anchor", "batch"):
-        raise ValueError(f"regularizer_scope must be 'per_anchor' or 'batch', got {scope!r}")
-    return scope == "per_anchor"

@@ -150,8 +150,8 @@ def test_unknown_variant_flags_are_rejected() -> None:
         CL4SRecOptions(cl2=True)  # CL4SRec has no augmenters to switch on
     with pytest.raises(ValidationError, match="regularizer_scope"):
         MCLRecOptions(regularizer_scope="global")
-    with pytest.raises(ValidationError, match="exclude each other"):
-        MetaTrainerOptions(third_step=True, joint=True)
+    with pytest.raises(ValidationError, match="meta_optimization"):
+        MetaTrainerOptions(meta_optimization="four-step")
     with pytest.raises(ValidationError, match="beta"):
         SASRecOptions(beta=0.1)
     with pytest.raises(ValidationError, match="n_heads"):

@@ -1,15 +1,13 @@
-"""MCLRec's losses and augmentations on cases small enough to compute by hand."""
+"""MCLRec's losses on cases small enough to compute by hand."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
-from suite.sequential.augment import SequenceAugmenter, crop, mask, reorder
-from suite.sequential.losses import cl2_loss, cl2_regularizer, contrastive_regularizer, info_nce, pair_scores
+from models.losses import cl2_loss, cl2_regularizer, contrastive_regularizer, info_nce, pair_scores
 
 # Two pairs of 2-d views: x = [a, b], y = [c, d].
 X = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
@@ -81,48 +79,35 @@ def test_cl2_is_the_sum_of_the_three_pairs() -> None:
     assert info_nce(h1, z2).item() == pytest.approx(hand, rel=1e-6)
 
 
-def test_crop_mask_reorder() -> None:
-    rng = np.random.default_rng(0)
-    items = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
-    cropped = crop(items, 0.5, rng)
-    assert len(cropped) == 5 and cropped == items[items.index(cropped[0]) : items.index(cropped[0]) + 5]
-    masked = mask(items, 0.5, 99, rng)
-    assert masked.count(99) == 5 and [a for a, b in zip(items, masked) if b != 99] == [b for b in masked if b != 99]
-    shuffled = reorder(items, 0.8, rng)
-    assert sorted(shuffled) == items and len(shuffled) == 10
-    changed = [i for i, (a, b) in enumerate(zip(items, shuffled)) if a != b]
-    assert not changed or changed[-1] - changed[0] < 8  # only a span of 8 moves
-
-
-def test_two_views_use_two_different_operators_and_leave_short_sequences_alone() -> None:
-    augmenter = SequenceAugmenter(0.5, 0.5, 0.8, mask_id=99, seed=3)
-    seq = torch.tensor([[5, 6, 7, 8, 0, 0], [4, 0, 0, 0, 0, 0]])
-    lengths = torch.tensor([4, 1])
-    for _ in range(20):
-        views = augmenter(seq, lengths)
-        assert views.seq1[1].tolist() == [4, 0, 0, 0, 0, 0] and views.len1[1] == 1 == views.len2[1]
-        kinds = {_operator_of(views.seq1[0].tolist(), int(views.len1[0])), _operator_of(views.seq2[0].tolist(), int(views.len2[0]))}
-        assert len(kinds) == 2 or "unchanged" in kinds  # a reorder may leave the order as it was
-
-
-def _operator_of(view: list[int], length: int) -> str:
-    if length == 2:
-        return "crop"
-    if 99 in view:
-        return "mask"
-    return "reorder" if view[:4] != [5, 6, 7, 8] else "unchanged"
-
-
-def test_augmentation_is_reproducible_from_the_seed() -> None:
-    seq = torch.arange(1, 41).view(4, 10)
-    lengths = torch.tensor([10, 7, 3, 9])
-    first = SequenceAugmenter(0.5, 0.5, 0.8, 99, seed=7)(seq, lengths)
-    second = SequenceAugmenter(0.5, 0.5, 0.8, 99, seed=7)(seq, lengths)
-    assert torch.equal(first.seq1, second.seq1) and torch.equal(first.seq2, second.seq2)
-    assert torch.equal(first.len1, second.len1)
-
-
 def test_a_batch_of_one_pair_has_no_negatives_and_costs_nothing() -> None:
     x, y = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 0.1]])
     assert info_nce(x, y).item() == pytest.approx(0.0)
     assert contrastive_regularizer(x, y).item() == 0.0
+
+
+def _loop_scores(x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[list[float]]]:
+    views = torch.cat([x, y]).tolist()
+    batch = x.size(0)
+    dot = [[sum(a * b for a, b in zip(u, v)) for v in views] for u in views]
+    partner = [(i + batch) % (2 * batch) for i in range(2 * batch)]
+    negatives = [[dot[i][j] for j in range(2 * batch) if j not in (i, partner[i])] for i in range(2 * batch)]
+    return [dot[i][partner[i]] for i in range(2 * batch)], negatives
+
+
+@pytest.mark.parametrize("per_anchor", [True, False])
+def test_losses_equal_a_loop_over_anchors_on_random_views(per_anchor: bool) -> None:
+    generator = torch.Generator().manual_seed(2)
+    x, y = torch.randn(5, 3, generator=generator), torch.randn(5, 3, generator=generator)
+    positives, negatives = _loop_scores(x, y)
+    nce = sum(-p + math.log(math.exp(p) + sum(math.exp(n) for n in ns)) for p, ns in zip(positives, negatives)) / len(positives)
+    assert info_nce(x, y).item() == pytest.approx(nce, rel=1e-5)
+    highest = [max(ns) for ns in negatives]
+    if not per_anchor:
+        positives_low, highest = [min(positives)] * len(positives), [max(highest)] * len(positives)
+    else:
+        positives_low = positives
+    o_min = [min(p, h) for p, h in zip(positives_low, highest)]
+    o_max = [max(p, h) for p, h in zip(positives_low, highest)]
+    positive_term = sum(max(p - low, 0.0) for p, low in zip(positives, o_min)) / len(positives)
+    negative_term = sum(max(high - n, 0.0) for high, ns in zip(o_max, negatives) for n in ns) / sum(map(len, negatives))
+    assert contrastive_regularizer(x, y, 1.0, per_anchor).item() == pytest.approx(positive_term + negative_term, rel=1e-5)

@@ -63,18 +63,6 @@ def _run(name: str, tracker: Tracker, data: Path, run_dir: Path) -> dict[str, fl
     return method.run(ctx)
 
 
-def _augmentation_generator_in_state_dict(monkeypatch: pytest.MonkeyPatch) -> None:
-    """MCLRec draws its augmentations from a generator of its own, whose state belongs in the model's
-    ``state_dict`` (the seqmodel branch puts it there); until it does, this test lends the model that state."""
-    from models.mclrec import MCLRec
-
-    if MCLRec.get_extra_state is torch.nn.Module.get_extra_state:
-        monkeypatch.setattr(MCLRec, "get_extra_state", lambda self: {"augment_rng": self.augment.rng.bit_generator.state})
-        monkeypatch.setattr(
-            MCLRec, "set_extra_state", lambda self, state: setattr(self.augment.rng.bit_generator, "state", state["augment_rng"])
-        )
-
-
 def _history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((point.step, point.value) for point in MlflowClient(uri).get_metric_history(run_id, key))
 
@@ -105,7 +93,6 @@ def _interrupt_at_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> list[int
 def test_a_run_interrupted_after_an_epoch_resumes_to_the_same_metrics(
     name: str, tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _augmentation_generator_in_state_dict(monkeypatch)
     data = write_ring_dataset(tmp_path / "data")
     whole = _tracker(tracking_uri, tmp_path)
     expected = _run(name, whole, data, tmp_path / "whole")

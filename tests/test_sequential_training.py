@@ -73,7 +73,6 @@ def test_plain_recbole_pipeline_trains_mclrec_with_the_meta_trainer(workspace: P
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     config_dict = {
-        **MCLRec.default_config(),
         **scenario.config_fragment(),
         "epochs": 1,
         "train_batch_size": 128,
@@ -85,7 +84,7 @@ def test_plain_recbole_pipeline_trains_mclrec_with_the_meta_trainer(workspace: P
         "show_progress": False,
         "seed": 3,
     }
-    config = Config(model=MCLRec, dataset=config_dict["dataset"], config_dict=config_dict)
+    config = Config(model=MCLRec, dataset=config_dict["dataset"], config_file_list=MCLRec.config_files(), config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
     train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
     model = MCLRec(config, train_data._dataset)
@@ -100,7 +99,7 @@ def test_plain_recbole_pipeline_trains_mclrec_with_the_meta_trainer(workspace: P
     assert set(result) == {"hit@10", "ndcg@10"} and 0.0 <= result["ndcg@10"] <= result["hit@10"] <= 1.0
     state = torch.load(trainer.saved_model_file, weights_only=True)
     assert {"model", "augmenters", "encoder_optimizer", "augmenter_optimizer", "epoch", "best_valid_score"} <= set(state)
-    assert len(model.augmenters) == 2 and trainer.steps_description == "two-step"
+    assert len(model.augmenters) == 2 and trainer.steps_description == "three-step"  # the authors' default
     trainer.resume_checkpoint(trainer.saved_model_file)  # weights-only resume works too
     assert trainer.start_epoch == 1
 
@@ -134,11 +133,11 @@ def test_sasrec_through_the_suite_equals_plain_recbole(workspace: Path, scenario
     assert set(torch.load(best, weights_only=True)) >= {"model", "optimizer"}
 
 
-def _bilevel_trainer(workspace: Path, scenario, name: str, **switches):
+def _bilevel_trainer(workspace: Path, scenario, name: str, optimization: str = "two-step", **switches):
     run_dir = workspace / name
     run_dir.mkdir()
     cls, fragment = P.MCLREC.build(P.MCLRecOptions(**switches))
-    method = {"meta_third_step": False, "meta_joint": False}
+    method = {"meta_optimization": optimization}
     config_dict = config_dict_for(scenario.config_fragment(), fragment, _train(), 0, run_dir, method)
     run = build_run(cls, config_dict, MetaTrainer, run_dir)
     return run, next(iter(run.train_data))
@@ -174,8 +173,20 @@ def test_each_step_updates_only_its_own_side(workspace: Path, scenario) -> None:
     assert not _same(augmenters, model.augmenter_parameters())
 
 
+@pytest.mark.parametrize(("optimization", "encoder_updates"), [("three-step", 2), ("two-step", 1)])
+def test_three_steps_update_the_encoder_twice_per_batch(workspace: Path, scenario, optimization: str, encoder_updates: int) -> None:
+    run, batch = _bilevel_trainer(workspace, scenario, optimization, optimization)
+    run.model.train()
+    losses = run.trainer.train_batch(batch)
+    adam_steps = lambda optimizer: {int(state["step"]) for state in optimizer.state.values()}  # noqa: E731
+    assert adam_steps(run.trainer.optimizer) == {encoder_updates}
+    assert adam_steps(run.trainer.augmenter_optimizer) == {1}
+    assert ("step3_total" in losses) == (encoder_updates == 2)
+    assert run.trainer.steps_description == optimization
+
+
 def test_variants_switch_the_loss_terms(workspace: Path, scenario) -> None:
-    run, batch = _bilevel_trainer(workspace, scenario, "variants", cl1=False, regularizer=False, shared_augmenter=True)
+    run, batch = _bilevel_trainer(workspace, scenario, "variants", use_cl1=False, use_regularizer=False, shared_augmenter=True)
     views = run.model.draw_views(batch)
     assert set(run.model.encoder_loss_terms(batch, views)) == {"rec", "cl2"}
     assert len(run.model.augmenters) == 1
@@ -185,13 +196,13 @@ def test_variants_switch_the_loss_terms(workspace: Path, scenario) -> None:
         bucketed = run.model.encode_bucketed(batch[run.model.ITEM_SEQ], batch[run.model.ITEM_SEQ_LEN])
     assert torch.allclose(full, bucketed, atol=1e-5)
     cl4srec, fragment = P.CL4SREC.build(P.CL4SRecOptions())
-    assert cl4srec is MCLRec and fragment["use_cl2"] is False and fragment["use_regularizer"] is False
+    assert issubclass(cl4srec, MCLRec) and fragment["use_cl2"] is False and fragment["use_regularizer"] is False
 
 
 def test_mclrec_through_the_suite_logs_terms_and_checkpoint(workspace: Path, scenario, monkeypatch: pytest.MonkeyPatch) -> None:
     tmp = workspace / "mclrec"
     tmp.mkdir()
-    ctx = _context(tmp, scenario.options, P.MCLREC, P.MCLRecOptions(), P.MetaTrainerOptions(third_step=True), _train())
+    ctx = _context(tmp, scenario.options, P.MCLREC, P.MCLRecOptions(), P.MetaTrainerOptions(meta_optimization="three-step"), _train())
     monkeypatch.chdir(tmp)
     result = P.MCLREC_TRAINER.run(ctx)
     assert set(result) == {f"test.{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}

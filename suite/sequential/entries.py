@@ -12,24 +12,32 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from recbole.model.sequential_recommender import SASRec
 
+from models.cl4srec import CL4SRec
+from models.defaults import read_defaults, recbole_model_file
+from models.mclrec import TRAINER_KEYS, MCLRec
+from models.sasrec import FusedSASRec
 from suite.api import MethodEntry, ModelEntry, NoOptions, Options, RunContext
 from suite.sequential.train_options import SequentialTrainOptions
 
 FAMILY = "sequential"
+SASREC_DEFAULTS = read_defaults([recbole_model_file("SASRec")])
+FUSED_SASREC_DEFAULTS = FusedSASRec.default_config()
+MCLREC_DEFAULTS = MCLRec.default_config()
+CL4SREC_DEFAULTS = CL4SRec.default_config()
 
 
 class EncoderOptions(Options):
-    """The SASRec encoder shared by all three models (METHODS.md section 2)."""
+    """The SASRec encoder shared by all three models; defaults: RecBole's ``SASRec.yaml``."""
 
-    hidden_size: int = Field(default=64, gt=0)
-    n_layers: int = Field(default=2, gt=0)
-    n_heads: int = Field(default=2, gt=0)
-    inner_size: int = Field(default=256, gt=0)
-    hidden_act: Literal["gelu", "relu", "swish", "tanh", "sigmoid"] = "gelu"
-    layer_norm_eps: float = Field(default=1e-12, gt=0)
-    initializer_range: float = Field(default=0.02, gt=0)
-    hidden_dropout_prob: float = Field(default=0.5, ge=0, lt=1)
-    attn_dropout_prob: float = Field(default=0.5, ge=0, lt=1)
+    hidden_size: int = Field(default=SASREC_DEFAULTS["hidden_size"], gt=0)
+    n_layers: int = Field(default=SASREC_DEFAULTS["n_layers"], gt=0)
+    n_heads: int = Field(default=SASREC_DEFAULTS["n_heads"], gt=0)
+    inner_size: int = Field(default=SASREC_DEFAULTS["inner_size"], gt=0)
+    hidden_act: Literal["gelu", "relu", "swish", "tanh", "sigmoid"] = SASREC_DEFAULTS["hidden_act"]
+    layer_norm_eps: float = Field(default=SASREC_DEFAULTS["layer_norm_eps"], gt=0)
+    initializer_range: float = Field(default=SASREC_DEFAULTS["initializer_range"], gt=0)
+    hidden_dropout_prob: float = Field(default=SASREC_DEFAULTS["hidden_dropout_prob"], ge=0, lt=1)
+    attn_dropout_prob: float = Field(default=SASREC_DEFAULTS["attn_dropout_prob"], ge=0, lt=1)
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> EncoderOptions:
@@ -37,124 +45,124 @@ class EncoderOptions(Options):
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of n_heads {self.n_heads}")
         return self
 
-    def encoder_fragment(self) -> dict[str, Any]:
-        return {**self.model_dump(include=set(EncoderOptions.model_fields)), "loss_type": "CE"}
-
 
 class SASRecOptions(EncoderOptions):
-    """RecBole's own SASRec, cross-entropy over all items."""
+    """SASRec, cross-entropy over all items: RecBole's own class (``recbole``, the reference) or
+    ``models.sasrec.FusedSASRec`` (``fused``: the same network on the encoder MCLRec and CL4SRec use)."""
+
+    encoder: Literal["recbole", "fused"] = "recbole"
 
 
-class CL4SRecOptions(EncoderOptions):
-    """CL4SRec = MCLRec without L_cl2 and the augmenters: L_rec + lambda L_cl1."""
+class ContrastiveOptions(EncoderOptions):
+    """CL4SRec's InfoNCE on two augmented views; defaults: ``models/sasrec.yaml``, ``models/mclrec.yaml``."""
 
-    cl1_weight: float = Field(default=0.1, ge=0, description="lambda")
-    temperature: float = Field(default=1.0, gt=0)
-    crop_ratio: float = Field(default=0.5, gt=0, le=1, description="eta")
-    mask_ratio: float = Field(default=0.5, ge=0, le=1, description="mu")
-    reorder_ratio: float = Field(default=0.8, ge=0, le=1, description="rho")
+    encoder: Literal["fused", "recbole"] = FUSED_SASREC_DEFAULTS["encoder"]
 
-    def contrastive_fragment(self) -> dict[str, Any]:
-        return {
-            "cl1_weight": self.cl1_weight,
-            "cl_temperature": self.temperature,
-            "aug_crop_ratio": self.crop_ratio,
-            "aug_mask_ratio": self.mask_ratio,
-            "aug_reorder_ratio": self.reorder_ratio,
-        }
+    cl1_weight: float = Field(default=MCLREC_DEFAULTS["cl1_weight"], ge=0, description="lambda")
+    cl_temperature: float = Field(default=MCLREC_DEFAULTS["cl_temperature"], gt=0, description="tau of L_cl1")
+    aug_crop_ratio: float = Field(default=MCLREC_DEFAULTS["aug_crop_ratio"], gt=0, le=1, description="eta")
+    aug_mask_ratio: float = Field(default=MCLREC_DEFAULTS["aug_mask_ratio"], ge=0, le=1, description="mu")
+    aug_reorder_ratio: float = Field(default=MCLREC_DEFAULTS["aug_reorder_ratio"], ge=0, le=1, description="rho")
+    aug_mask_item: Literal["padding", "token"] = MCLREC_DEFAULTS["aug_mask_item"]
 
 
-class MCLRecOptions(CL4SRecOptions):
-    """MCLRec and its ablations: no L_cl1 (cl1: false), no R (regularizer: false), shared augmenter."""
+class CL4SRecOptions(ContrastiveOptions):
+    """CL4SRec = MCLRec without L_cl2 and the augmenters: L_rec + lambda L_cl1 (``models/cl4srec.yaml``)."""
 
-    cl1: bool = True
-    cl2: bool = True
-    cl2_weight: float = Field(default=0.1, ge=0, description="beta")
-    regularizer: bool = True
-    regularizer_weight: float | None = Field(default=None, ge=0, description="gamma; None means 0.1 * beta")
-    regularizer_scope: Literal["per_anchor", "batch"] = "per_anchor"
-    shared_augmenter: bool = False
+    cl1_weight: float = Field(default=CL4SREC_DEFAULTS["cl1_weight"], ge=0, description="lambda")
+
+
+class MCLRecOptions(ContrastiveOptions):
+    """MCLRec and its ablations: no L_cl1, no R, a shared augmenter (``models/mclrec.yaml``)."""
+
+    use_cl1: bool = MCLREC_DEFAULTS["use_cl1"]
+    use_cl2: bool = MCLREC_DEFAULTS["use_cl2"]
+    cl2_weight: float = Field(default=MCLREC_DEFAULTS["cl2_weight"], ge=0, description="beta")
+    use_regularizer: bool = MCLREC_DEFAULTS["use_regularizer"]
+    regularizer_weight: float = Field(default=MCLREC_DEFAULTS["regularizer_weight"], ge=0, description="R's weight next to L_cl2 in L0")
+    augmenter_regularizer_weight: float = Field(
+        default=MCLREC_DEFAULTS["augmenter_regularizer_weight"], ge=0, description="R's weight in L1"
+    )
+    regularizer_scope: Literal["per_anchor", "batch"] = MCLREC_DEFAULTS["regularizer_scope"]
+    shared_augmenter: bool = MCLREC_DEFAULTS["shared_augmenter"]
+    augmenter_init: Literal["pytorch", "sasrec"] = MCLREC_DEFAULTS["augmenter_init"]
+    cl2_temperature: float = Field(default=MCLREC_DEFAULTS["cl2_temperature"], gt=0, description="tau of L_cl2 and R")
+
+
+def model_fragment(defaults: dict[str, Any], options: Options, exclude: set[str] | None = None) -> dict[str, Any]:
+    """Every key the model reads: its defaults files, overridden by the spec's values (same names)."""
+    return {**{key: value for key, value in defaults.items() if key not in TRAINER_KEYS}, **options.model_dump(exclude=exclude)}
 
 
 def build_sasrec(options: SASRecOptions) -> tuple[type, dict[str, Any]]:
-    return SASRec, options.encoder_fragment()
+    if options.encoder == "fused":
+        return FusedSASRec, model_fragment(FUSED_SASREC_DEFAULTS, options)
+    return SASRec, model_fragment(SASREC_DEFAULTS, options, exclude={"encoder"})
 
 
 def build_cl4srec(options: CL4SRecOptions) -> tuple[type, dict[str, Any]]:
-    from models.mclrec import MCLRec
-
-    switches = {
-        "use_cl1": True,
-        "use_cl2": False,
-        "cl2_weight": 0.0,
-        "use_regularizer": False,
-        "regularizer_weight": None,
-        "regularizer_scope": "per_anchor",
-        "shared_augmenter": False,
-    }
-    return MCLRec, {**options.encoder_fragment(), **options.contrastive_fragment(), **switches}
+    return CL4SRec, model_fragment(CL4SREC_DEFAULTS, options)
 
 
 def build_mclrec(options: MCLRecOptions) -> tuple[type, dict[str, Any]]:
-    from models.mclrec import MCLRec
-
-    switches = {
-        "use_cl1": options.cl1,
-        "use_cl2": options.cl2,
-        "cl2_weight": options.cl2_weight,
-        "use_regularizer": options.regularizer,
-        "regularizer_weight": options.regularizer_weight if options.regularizer_weight is not None else 0.1 * options.cl2_weight,
-        "regularizer_scope": options.regularizer_scope,
-        "shared_augmenter": options.shared_augmenter,
-    }
-    return MCLRec, {**options.encoder_fragment(), **options.contrastive_fragment(), **switches}
+    return MCLRec, model_fragment(MCLREC_DEFAULTS, options)
 
 
 class MetaTrainerOptions(Options):
-    """MCLRec's bilevel optimization: two steps by default; the authors' third step; MCLRec-J."""
+    """MCLRec's bilevel optimization (defaults: ``models/mclrec.yaml``); the keys are the trainer's config keys."""
 
-    third_step: bool = False
-    joint: bool = False
-    augmenter_learning_rate: float | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _one_variant(self) -> MetaTrainerOptions:
-        if self.third_step and self.joint:
-            raise ValueError("third_step and joint exclude each other (joint is a single step)")
-        return self
+    meta_optimization: Literal["two-step", "three-step", "joint"] = MCLREC_DEFAULTS["meta_optimization"]
+    augmenter_learning_rate: float | None = Field(default=MCLREC_DEFAULTS["augmenter_learning_rate"], gt=0)
 
 
 def run_recbole_trainer(ctx: RunContext) -> dict[str, float]:
     """RecBole's own training loop (suite-owned checkpoints) for any sequential model."""
-    from suite.sequential.meta_trainer import SuiteTrainer
     from suite.sequential.pipeline import run_sequential
+    from suite.sequential.recbole_trainer import RecBoleTrainer
 
-    return run_sequential(ctx, SuiteTrainer)
+    return run_sequential(ctx, RecBoleTrainer)
+
+
+def check_meta_trainer_model(point: Any) -> None:
+    """Pre-flight: the meta-trainer trains MCLRec-style models only (encoder and augmenter losses)."""
+    from suite.errors import SpecError
+    from suite.sequential.meta_trainer import MetaTrainer
+
+    model_class, _ = point.model.build(point.model_options)
+    if not MetaTrainer.trains(model_class):
+        raise SpecError(
+            f"method 'mclrec-trainer' trains model mclrec or cl4srec, not '{point.model.name}' "
+            f"({model_class.__name__} has no encoder and augmenter losses); use method recbole-trainer"
+        )
 
 
 def run_meta_trainer(ctx: RunContext) -> dict[str, float]:
-    """MCLRec's meta-trainer; the model must be MCLRec or CL4SRec."""
-    from suite.errors import SpecError
+    """MCLRec's meta-trainer; the options are the trainer's own config keys."""
     from suite.sequential.meta_trainer import MetaTrainer
     from suite.sequential.pipeline import run_sequential
 
-    if ctx.model_entry.name not in ("mclrec", "cl4srec"):
-        raise SpecError(f"method 'mclrec-trainer' trains model mclrec or cl4srec, not '{ctx.model_entry.name}' (use recbole-trainer)")
-    options: MetaTrainerOptions = ctx.method_options
-    fragment = {
-        "meta_third_step": options.third_step,
-        "meta_joint": options.joint,
-        "augmenter_learning_rate": options.augmenter_learning_rate,
-    }
-    return run_sequential(ctx, MetaTrainer, fragment)
+    return run_sequential(ctx, MetaTrainer, ctx.method_options.model_dump())
 
 
-SASREC = ModelEntry("sasrec", FAMILY, SASRecOptions, build_sasrec, "RecBole's own SASRec (CE over all items)")
+SASREC = ModelEntry("sasrec", FAMILY, SASRecOptions, build_sasrec, "SASRec (CE over all items): RecBole's own, or on the fused encoder")
 CL4SREC = ModelEntry("cl4srec", FAMILY, CL4SRecOptions, build_cl4srec, "CL4SRec: SASRec + crop/mask/reorder InfoNCE")
 MCLREC = ModelEntry("mclrec", FAMILY, MCLRecOptions, build_mclrec, "MCLRec: CL4SRec + meta-optimized learnable augmenters")
 RECBOLE_TRAINER = MethodEntry(
-    "recbole-trainer", FAMILY, NoOptions, SequentialTrainOptions, run_recbole_trainer, "RecBole's Trainer, one optimizer"
+    "recbole-trainer",
+    FAMILY,
+    NoOptions,
+    SequentialTrainOptions,
+    run_recbole_trainer,
+    "RecBole's Trainer, one optimizer",
+    names_runs_after_model=True,
 )
 MCLREC_TRAINER = MethodEntry(
-    "mclrec-trainer", FAMILY, MetaTrainerOptions, SequentialTrainOptions, run_meta_trainer, "MCLRec's bilevel meta-optimization"
+    "mclrec-trainer",
+    FAMILY,
+    MetaTrainerOptions,
+    SequentialTrainOptions,
+    run_meta_trainer,
+    "MCLRec's bilevel meta-optimization",
+    check=check_meta_trainer_model,
+    names_runs_after_model=True,
 )

@@ -1,21 +1,22 @@
-"""RecBole trainers with the suite's mixins (``checkpointing.py``), and MCLRec's bilevel meta-trainer.
+"""MCLRec's bilevel meta-trainer: RecBole's ``Trainer`` with the suite's mixins (``checkpointing.py``).
 
-The mixins give weights-only checkpoints with resume, per-epoch reports and anomaly
-detection off during ``fit``. ``SuiteTrainer`` is RecBole's ``Trainer`` with only that changed;
-``MetaTrainer`` runs MCLRec's per-batch bilevel optimization (METHODS.md section 2):
+``MetaTrainer`` runs MCLRec's per-batch bilevel optimization (METHODS.md section 2),
+as the config key ``meta_optimization`` says:
 
-1. encoder step: augmenters frozen, encoder updated with L0;
+1. encoder step: augmenters frozen, encoder updated with
+   L0 = L_rec + lambda L_cl1 + beta (L_cl2 + 0.1 R);
 2. augmenter step: views recomputed under the updated encoder with no encoder autograd,
-   augmenters updated with L1 = L_cl2 + gamma R;
-3. (``third_step``, the authors' code) the encoder again with L0.
+   augmenters updated with L1 = L_cl2 + 0.1 R (the 0.1s: ``regularizer_weight`` and
+   ``augmenter_regularizer_weight``);
+3. (``three-step``, the authors' code and the default) the encoder again with L0, on the same
+   batch and views.
 
-``joint=True`` is MCLRec-J: one optimizer over everything, one step with L0.
+``joint`` is MCLRec-J: one optimizer over everything, one step with L0.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from typing import Any
 
 import torch
@@ -25,30 +26,35 @@ from torch.nn.utils import clip_grad_norm_
 from suite.sequential.checkpointing import AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints
 
 
-class SuiteTrainer(AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints, Trainer):
-    """RecBole's own ``Trainer`` (its training step untouched) with suite-owned checkpoints."""
-
-
 class MetaTrainer(AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints, Trainer):
     """MCLRec's bilevel meta-optimization per batch; a RecBole ``Trainer`` in every other way.
 
     ``self.optimizer`` updates the encoder (everything, when ``joint``);
-    ``self.augmenter_optimizer`` updates the augmenters. Config keys: ``meta_third_step``,
-    ``meta_joint``, ``augmenter_learning_rate`` (defaults False, False, ``learning_rate``).
+    ``self.augmenter_optimizer`` updates the augmenters. Config keys (defaults in
+    ``models/mclrec.yaml``): ``meta_optimization`` (``two-step``, ``three-step`` or ``joint``)
+    and ``augmenter_learning_rate`` (None: ``learning_rate``).
     """
 
+    OPTIMIZATIONS = ("two-step", "three-step", "joint")
+
     def __init__(self, config: Any, model: Any):
-        self.third_step = bool(config["meta_third_step"])
-        self.joint = bool(config["meta_joint"])
-        if self.third_step and self.joint:
-            raise ValueError("meta_third_step and meta_joint exclude each other: the joint variant has one step")
-        if not hasattr(model, "encoder_loss_terms"):
+        optimization = config["meta_optimization"]
+        if optimization not in self.OPTIMIZATIONS:
+            raise ValueError(f"meta_optimization must be one of {', '.join(self.OPTIMIZATIONS)}, got {optimization!r}")
+        self.third_step = optimization == "three-step"
+        self.joint = optimization == "joint"
+        if not self.trains(type(model)):
             raise TypeError(
                 f"MetaTrainer trains MCLRec-style models (encoder_loss_terms, augmenter_loss_terms); got {type(model).__name__}"
             )
         super().__init__(config, model)
         self.bilevel = model.has_augmenters and not self.joint
         self.augmenter_optimizer = self._build_augmenter_optimizer(config)
+
+    @staticmethod
+    def trains(model_class: type) -> bool:
+        """Whether a model class has the two sides of the bilevel problem this trainer needs."""
+        return all(hasattr(model_class, name) for name in ("encoder_loss_terms", "augmenter_loss_terms", "augmenter_parameters"))
 
     def _build_optimizer(self, **kwargs: Any) -> torch.optim.Optimizer:
         """The encoder's optimizer (all parameters in the joint variant)."""
@@ -89,8 +95,10 @@ class MetaTrainer(AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints, T
                 self.augmenter_optimizer.load_state_dict(state["augmenter_optimizer"])
 
     # -- the bilevel steps --------------------------------------------------------------
+    # Loss values stay on the device (detached tensors): nothing here reads a number back per
+    # batch, so a GPU never waits for the host; the epoch reads its sums once at its end.
 
-    def encoder_step(self, interaction: Any, views: Any) -> dict[str, float]:
+    def encoder_step(self, interaction: Any, views: Any) -> dict[str, torch.Tensor]:
         """Step 1 (and 3): update the encoder with L0; the augmenters get no gradient."""
         frozen = self.model.augmenter_parameters() if self.bilevel else []
         for parameter in frozen:
@@ -98,7 +106,6 @@ class MetaTrainer(AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints, T
         try:
             terms = self.model.encoder_loss_terms(interaction, views)
             loss = sum(terms.values())
-            self._check_nan(loss)
             self.optimizer.zero_grad()
             loss.backward()
             if self.clip_grad_norm:
@@ -107,20 +114,19 @@ class MetaTrainer(AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints, T
         finally:
             for parameter in frozen:
                 parameter.requires_grad_(True)
-        return {**{key: value.item() for key, value in terms.items()}, "total": loss.item()}
+        return {**{key: value.detach() for key, value in terms.items()}, "total": loss.detach()}
 
-    def augmenter_step(self, views: Any) -> dict[str, float]:
+    def augmenter_step(self, views: Any) -> dict[str, torch.Tensor]:
         """Step 2: update the augmenters with L1 on views re-encoded by the updated encoder."""
         terms = self.model.augmenter_loss_terms(views)
         loss = sum(terms.values())
-        self._check_nan(loss)
         self.augmenter_optimizer.zero_grad()
         loss.backward()
         self.augmenter_optimizer.step()
-        return {f"augmenter_{key}": value.item() for key, value in terms.items()} | {"augmenter_total": loss.item()}
+        return {f"augmenter_{key}": value.detach() for key, value in terms.items()} | {"augmenter_total": loss.detach()}
 
-    def train_batch(self, interaction: Any) -> dict[str, float]:
-        """One batch of meta-optimization; returns each loss term's value."""
+    def train_batch(self, interaction: Any) -> dict[str, torch.Tensor]:
+        """One batch of meta-optimization; returns each loss term's value (a 0-d tensor on the device)."""
         views = self.model.draw_views(interaction)
         losses = self.encoder_step(interaction, views)
         if self.bilevel:
@@ -130,15 +136,25 @@ class MetaTrainer(AnomalyDetectionOff, EpochReporting, WeightsOnlyCheckpoints, T
         return losses
 
     def _train_epoch(self, train_data: Any, epoch_idx: int, loss_func: Any = None, show_progress: bool = False) -> float:
-        """One epoch of ``train_batch``; RecBole gets the summed L0, MLflow each term's mean."""
+        """One epoch of ``train_batch``; RecBole gets the summed L0, MLflow each term's mean.
+
+        A loss that is not finite fails the run at the end of the epoch, naming the first
+        such batch (kept on the device until then, like the sums).
+        """
         self._current_epoch = epoch_idx
         self.model.train()
-        sums: dict[str, float] = defaultdict(float)
+        sums: dict[str, torch.Tensor] = {}
+        first_bad = torch.tensor(-1, device=self.device)
         batches = 0
-        for interaction in train_data:
-            for key, value in self.train_batch(interaction.to(self.device)).items():
-                sums[key] += value
-            batches += 1
-        means = {f"loss_{key}": value / max(batches, 1) for key, value in sums.items()}
-        self._report("train", means)
-        return sums.get("total", math.nan)
+        for batch_index, interaction in enumerate(train_data):
+            losses = self.train_batch(interaction.to(self.device))
+            for key, value in losses.items():
+                sums[key] = sums[key] + value if key in sums else value
+            bad = ~torch.isfinite(losses["total"]) | ~torch.isfinite(losses.get("augmenter_total", losses["total"]))
+            first_bad = torch.where((first_bad < 0) & bad, batch_index, first_bad)
+            batches = batch_index + 1
+        if int(first_bad) >= 0:
+            raise ValueError(f"training loss is not finite (epoch {epoch_idx}, batch {int(first_bad)})")
+        totals = dict(zip(sums, torch.stack(list(sums.values())).tolist())) if sums else {}
+        self._report("train", {f"loss_{key}": value / max(batches, 1) for key, value in totals.items()})
+        return totals.get("total", math.nan)
