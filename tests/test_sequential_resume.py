@@ -6,6 +6,10 @@ augmentations) each interrupted mid-training; SASRec also after training, during
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +138,59 @@ def test_a_run_interrupted_after_training_only_evaluates_again(tmp_path: Path, t
     trained = _interrupt_at_epoch(monkeypatch, -1)  # records any epoch trained
     assert _run("sasrec", tracker, data, tmp_path / "second") == expected
     assert trained == []
+
+
+KILL_AFTER_SAVES = """
+# Loaded at interpreter start (sitecustomize): SIGKILL this process right after the N-th resume checkpoint.
+import os, signal
+
+from suite import checkpoints
+
+_save, _count = checkpoints.CheckpointStore.save, [0]
+
+def save(self, state):
+    _save(self, state)
+    _count[0] += 1
+    if _count[0] == int(os.environ["KILL_AFTER_SAVES"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+checkpoints.CheckpointStore.save = save
+"""
+
+
+@pytest.mark.slow
+def test_suite_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    """The real thing for MCLRec (two optimizers, its own augmentation generator): `suite run` SIGKILLed after
+    epoch 1's checkpoint, `suite resume RUN_ID`, every final metric exactly as a run never killed."""
+    data = write_ring_dataset(tmp_path / "data")
+    spec = tmp_path / "mclrec-tiny.yaml"
+    model = ", ".join(f"{key}: {value}" for key, value in SMALL.items())
+    spec.write_text(
+        f"experiment: resume-mclrec\nseeds: [0]\nscenario: {{name: recbole, path: {data}, max_seq_length: 10}}\n"
+        f"model: {{name: mclrec, {model}}}\nmethod: {{name: mclrec-trainer}}\n"
+        f"train: {{epochs: {EPOCHS}, train_batch_size: 64, eval_batch_size: 128, topk: [5, 10], num_threads: 1}}\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "SUITE_CACHE": str(tmp_path / "cache")}
+    reference = _suite_cli("run", str(spec), "-q", env=env)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    (tmp_path / "kill").mkdir()
+    (tmp_path / "kill" / "sitecustomize.py").write_text(KILL_AFTER_SAVES)
+    killing = {**env, "PYTHONPATH": os.pathsep.join([str(tmp_path / "kill"), env.get("PYTHONPATH", "")]), "KILL_AFTER_SAVES": "2"}
+    killed = _suite_cli("run", str(spec), "-q", env=killing)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("resume-mclrec").experiment_id
+    done, interrupted = client.search_runs([experiment], "tags.`suite.kind` = 'child'", order_by=["attributes.start_time ASC"])
+    assert interrupted.info.status == "RUNNING"
+    resumed = _suite_cli("resume", interrupted.info.run_id, "-q", env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = client.get_run(interrupted.info.run_id)
+    assert after.info.status == "FINISHED" and after.data.tags["suite.resumed"] == "1"
+    finals = [key for key in done.data.metrics if key.startswith(("test.", "best_valid."))]
+    assert finals and {key: after.data.metrics[key] for key in finals} == {key: done.data.metrics[key] for key in finals}
+
+
+def _suite_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "suite.cli", *args], env=env, capture_output=True, text=True, timeout=900)
