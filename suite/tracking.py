@@ -45,7 +45,6 @@ DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 TRACKED_PACKAGES = ("torch", "torchaudio", "avalanche-lib", "recbole", "mlflow", "ray", "numpy", "cl-suite")
 MAX_PARAM_LENGTH = 6000
-BATCH_LIMIT = 100
 DIGEST_LENGTH = 36  # MLflow refuses longer dataset digests
 SERVER_PROBE_TIMEOUT_S = 5.0
 
@@ -387,18 +386,13 @@ class Tracker:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         timestamp = int(time.time() * 1000)
         entries = [Metric(metric_key(key), float(value), timestamp, step or 0) for key, value in metrics.items()]
-        for start in range(0, len(entries), BATCH_LIMIT):
-            self._client.log_batch(self.run_id, metrics=entries[start : start + BATCH_LIMIT], synchronous=True)
+        self._client.log_batch(self.run_id, metrics=entries, synchronous=True)  # MLflow splits it into batches it accepts
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        entries = [Param(key, _param_text(value)) for key, value in params.items()]
-        for start in range(0, len(entries), BATCH_LIMIT):
-            self._client.log_batch(self.run_id, params=entries[start : start + BATCH_LIMIT], synchronous=True)
+        self._client.log_batch(self.run_id, params=[Param(key, _param_text(value)) for key, value in params.items()], synchronous=True)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        entries = [RunTag(key, str(value)) for key, value in tags.items()]
-        for start in range(0, len(entries), BATCH_LIMIT):
-            self._client.log_batch(self.run_id, tags=entries[start : start + BATCH_LIMIT], synchronous=True)
+        self._client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()], synchronous=True)
 
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         """Save a JSON- or YAML-serializable object as an artifact (format from the suffix)."""

@@ -10,13 +10,14 @@ import copy
 from typing import Any
 
 from avalanche.training.plugins import SupervisedPlugin
+from avalanche.training.utils import freeze_everything
 from torch import Tensor, nn
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
-    teacher = copy.deepcopy(model).eval()
-    for parameter in teacher.parameters():
-        parameter.requires_grad_(False)
+    """A deep copy in eval mode with every parameter's ``requires_grad`` off (Avalanche's ``freeze_everything``)."""
+    teacher = copy.deepcopy(model)
+    freeze_everything(teacher)
     return teacher
 
 
