@@ -140,7 +140,7 @@ def launch(
     jobs = [ChildJob(label, point, seed) for label, point in plan.points for seed in point.seeds]
     try:
         results = _run_on_ray(jobs, site, ray_address, cpus_per_trial) if executor == "ray" else _run_locally(jobs, site, fail_fast)
-        _read_curves(results, jobs, tracking_uri)
+        _read_curves(results, jobs, tracking_uri, evaluation)
         table = _log_results(parent, results, plan)
     except BaseException as error:
         # the store itself may be what failed: the error that stopped the launch is the one that goes up
@@ -333,12 +333,17 @@ def _ray_child(label: str, tree: dict[str, Any], source: str, seed: int, site: L
     return run_child(ChildJob(label, specs.resolve(tree, source), seed), site)
 
 
-def _read_curves(results: list[ChildResult], jobs: list[ChildJob], tracking_uri: str) -> None:
-    """Each child's history of its method's ``curve_metric``, for the launch's plot."""
+def _read_curves(results: list[ChildResult], jobs: list[ChildJob], tracking_uri: str, evaluation: Evaluation) -> None:
+    """Each child's history of its method's ``curve_metric`` (or ``valid.<name>`` in a tuning launch), for the launch's plot."""
     for result, job in zip(results, jobs):
         metric = job.point.method.curve_metric
-        if metric and result.run_id:
-            result.curves[metric] = Tracker(tracking_uri, result.run_id).metric_history(metric)
+        if not (metric and result.run_id):
+            continue
+        names = (metric, f"valid.{metric}") if evaluation == "valid" else (metric,)  # evaluation metrics carry the prefix
+        for name in names:
+            if history := Tracker(tracking_uri, result.run_id).metric_history(name):
+                result.curves[name] = history
+                break
 
 
 def _close(tracker: Tracker, error: BaseException) -> None:

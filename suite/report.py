@@ -322,11 +322,13 @@ def _log_curves(parent: Tracker, results: Sequence[ChildResult], frame: pd.DataF
 
     points = children_points(results, plan)
     records: dict[str, list[tuple]] = defaultdict(list)
-    for row, result, point in zip(frame.itertuples(index=False), results, points):
-        metric = point.method.curve_metric
-        if metric and row.status == "FINISHED":
-            records[metric] += [(row.label, row.seed, row.run_id, step, value) for step, value in result.curves.get(metric, [])]
+    for row, result in zip(frame.itertuples(index=False), results):
+        if row.status == "FINISHED":
+            for metric, history in result.curves.items():
+                records[metric] += [(row.label, row.seed, row.run_id, step, value) for step, value in history]
     for metric, rows in records.items():
+        if not rows:
+            continue
         histories = pd.DataFrame.from_records(rows, columns=["label", "seed", "run_id", "step", "value"])
         stage = STAGE_NAMES.get(points[0].family, "stage")
         figure = curve_figure(histories, metric, title=f"{plan.experiment}: {metric} after each {stage}", stage=stage)

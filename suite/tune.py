@@ -154,7 +154,9 @@ def render(tuning: Tuning) -> str:
         shown = shown.drop(columns="complete")
     else:
         shown["complete"] = shown["complete"].map({True: "yes", False: "no: cannot win"})
-    table = shown.rename(columns={"mean": f"{tuning.objective} mean", "std": "std"}).to_markdown(index=False, floatfmt=".4g")
+    if shown["seeds"].max() < 2:
+        shown = shown.drop(columns="std")  # one seed has no spread to show
+    table = shown.rename(columns={"mean": f"{tuning.objective} mean"}).to_markdown(index=False, floatfmt=".4g")
     return f"{table}\n\n{tuning.fragment}"
 
 

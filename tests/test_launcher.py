@@ -268,8 +268,9 @@ def test_launch_passes_evaluation_and_curves(toy_distribution, tracking_uri, toy
     run = MlflowClient(tracking_uri).get_run(child.run_id)
     assert run.data.tags["toy.evaluation"] == "valid" and run.data.tags["suite.evaluation"] == "valid"
     assert set(child.summary) == {"valid.final_loss", "valid.weight_norm"}
-    history = MlflowClient(tracking_uri).get_metric_history(child.run_id, "loss")
-    assert child.curves == {"loss": [(m.step, m.value) for m in history]} and len(history) == 4
+    history = MlflowClient(tracking_uri).get_metric_history(child.run_id, "valid.loss")
+    assert child.curves == {"valid.loss": [(m.step, m.value) for m in history]} and len(history) == 4
+    assert "valid.loss.png" in {artifact.path for artifact in MlflowClient(tracking_uri).list_artifacts(result.parent_run_id)}
 
 
 @pytest.mark.slow

@@ -107,3 +107,13 @@ def test_tune_runs_on_validation_and_records_the_sweep(toy_distribution, trackin
     record = json.loads(Path(client.download_artifacts(parent.info.run_id, "tuning.json")).read_text())
     assert record["objective"] == "valid.final_loss" and record["direction"] == "minimize"
     assert record["winner"]["label"] == f"train.lr={best}" and len(record["ranking"]) == 3
+
+
+@pytest.mark.slow
+def test_one_tuning_seed_shows_no_spread_column(toy_distribution, tracking_uri, toy_spec):
+    grid = ["-o", "seeds=[0]", "-g", "train.lr=[0.01,0.05]"]
+    result = invoke("tune", str(toy_spec), "-q", *grid, "--objective", "valid.final_loss", "--minimize")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| ") and "rank" in line)
+    assert [cell.strip() for cell in header.strip("|").split("|")] == ["rank", "label", "valid.final_loss mean", "seeds"]
+    assert "nan" not in result.stdout

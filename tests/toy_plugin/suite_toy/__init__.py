@@ -87,6 +87,7 @@ def fit(ctx) -> dict[str, float]:
     if state is not None:
         start, loss, weights = state["step"] + 1, float(state["loss"]), state["weights"].numpy()
         restore_rng_state(state["rng"])
+    prefix = "valid." if ctx.evaluation == "valid" else ""  # as the continual methods name their evaluation metrics
     for step in range(start, options.steps):
         if step == options.fail_at_step:
             raise (DataError if options.fail_with == "data" else RuntimeError)(f"toy method failed at step {step}")
@@ -96,10 +97,9 @@ def fit(ctx) -> dict[str, float]:
         residual = x[rows] @ weights - y[rows]
         loss = float(np.mean(residual**2))
         weights = weights - ctx.train_options.lr * 2 * x[rows].T @ residual / len(residual)
-        ctx.tracker.log_metrics({"loss": loss}, step=step)
+        ctx.tracker.log_metrics({f"{prefix}loss": loss}, step=step)
         ctx.checkpoints.save({"step": step, "loss": loss, "weights": torch.from_numpy(weights), "rng": rng_state()})
         _pause_if_asked(step)
-    prefix = "valid." if ctx.evaluation == "valid" else ""
     return {f"{prefix}final_loss": loss, f"{prefix}weight_norm": float(np.linalg.norm(weights))}
 
 
