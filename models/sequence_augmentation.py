@@ -76,6 +76,14 @@ class SequenceAugmentation(nn.Module):
         else:
             self._pending_state = state["generator"]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (``torch.save`` of the module, ``copy.deepcopy``) with the generator's state, not the
+        generator: torch 2.2 (the lower bound) cannot pickle a ``torch.Generator``."""
+        state = self.__dict__.copy()
+        if self._generator is not None:
+            state["_pending_state"], state["_generator"] = self._generator.get_state(), None
+        return state
+
     # -- the operators ----------------------------------------------------------------------
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> AugmentedViews:

@@ -133,8 +133,9 @@ def point_labels(settings: Sequence[dict[str, Any]], fallback: Sequence[str]) ->
     ``settings`` holds each run's flat settings (absent key: the run's method has no such
     option; ``None``: it has one, unset). A key is shown when the points that have it disagree
     on its value, so a key only one method has does not clutter the others' labels; keys that
-    some points lack join only when needed to tell points apart. Points with identical
-    settings share a label, so their seeds pool. When nothing differs, ``fallback`` (the
+    some points lack join only when needed to tell points apart, and a key that tells no
+    points apart beyond the keys before it (a method's own tuned lr) is left out. Points with
+    identical settings share a label, so their seeds pool. When nothing differs, ``fallback`` (the
     spec's own point label) is kept.
     """
     texts = [{key: _text(value) for key, value in setting.items()} for setting in settings]
@@ -144,9 +145,13 @@ def point_labels(settings: Sequence[dict[str, Any]], fallback: Sequence[str]) ->
     if len({_label(point, varying) for point in points}) < len(points):
         partial = {key for key in keys if 0 < sum(key in point for point in points) < len(points)}
         varying = [key for key in keys if key in varying or key in partial]
-    if not varying:
+    shown: list[str] = []
+    for key in varying:  # settings that ride along with an earlier one (a method's own lr) tell nothing new
+        if len({_label(point, [*shown, key]) for point in points}) > len({_label(point, shown) for point in points}):
+            shown.append(key)
+    if not shown:
         return list(fallback)
-    return [_label(text, varying) for text in texts]
+    return [_label(text, shown) for text in texts]
 
 
 def metric_histories(client: MlflowClient, runs: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -274,19 +274,53 @@ def _check_baseline(base: ResolvedSpec, labels: list[str], source: str) -> None:
         raise SpecError(f"{source}: report.baseline '{base.report_baseline}' is not a grid point; points: {', '.join(labels)}")
 
 
+def axis_paths(axis: str) -> list[str]:
+    """The dotted paths an axis sets: one, or several joined by commas (``method, train.lr``), as pytest's parametrize names them."""
+    return [path.strip() for path in axis.split(",")]
+
+
 def grid_points(grid: dict[str, list[Any]], source: str) -> list[tuple[str, list[Override]]]:
-    """The cartesian product of the grid axes, each point a label and its overrides."""
+    """The cartesian product of the grid axes, each point a label and its overrides.
+
+    An axis over several paths (``"method, train.lr": [[{name: replay}, 0.001], ...]``) sets them
+    together, so each method of a comparison keeps the training settings tuned for it.
+    """
     if not grid:
         return []
-    axes = list(grid.items())
-    labels = {path: _axis_labels(path, values) for path, values in axes}
+    axes = [(axis_paths(axis), _axis_rows(axis, values, source)) for axis, values in grid.items()]
+    labels = [_row_labels(paths, rows) for paths, rows in axes]
     points = []
-    for indices in itertools.product(*(range(len(values)) for _, values in axes)):
-        chosen = [(path, values[index]) for (path, values), index in zip(axes, indices)]
-        overrides = [Override(text=f"grid {path}", path=tuple(path.split(".")), value=value) for path, value in chosen]
-        label = " ".join(labels[path][index] for (path, _), index in zip(axes, indices))
+    for indices in itertools.product(*(range(len(rows)) for _, rows in axes)):
+        overrides = [
+            Override(text=f"grid {path}", path=tuple(path.split(".")), value=value)
+            for (paths, rows), index in zip(axes, indices)
+            for path, value in zip(paths, rows[index])
+        ]
+        label = " ".join(axis_labels[index] for axis_labels, index in zip(labels, indices))
         points.append((label, overrides))
     return points
+
+
+def _axis_rows(axis: str, values: list[Any], source: str) -> list[list[Any]]:
+    """Each value of an axis as one value per path; a several-path axis takes lists of that length."""
+    paths = axis_paths(axis)
+    if len(paths) == 1:
+        return [[value] for value in values]
+    for number, value in enumerate(values, start=1):
+        if not isinstance(value, list) or len(value) != len(paths):
+            raise SpecError(
+                f"{source}: grid axis '{axis}': value {number} must be a list of {len(paths)} values, one per path; got {value!r}"
+            )
+    return values
+
+
+def _row_labels(paths: list[str], rows: list[list[Any]]) -> list[str]:
+    """One label per row: the first path's label when it tells the rows apart (the other paths ride
+    along with it, e.g. each method's own lr), else every path's label joined."""
+    columns = [_axis_labels(path, [row[column] for row in rows]) for column, path in enumerate(paths)]
+    if len(set(columns[0])) == len(rows):
+        return columns[0]
+    return [" ".join(parts) for parts in zip(*columns)]
 
 
 def _axis_labels(path: str, values: list[Any]) -> list[str]:

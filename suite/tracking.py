@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -359,6 +360,11 @@ def metric_key(key: str) -> str:
     return key.replace("@", "_at_")
 
 
+def param_key(key: str) -> str:
+    """MLflow rejects ',' in param names: the grid axis ``method, train.lr`` is logged as ``grid.method/train.lr``."""
+    return re.sub(r"\s*,\s*", "/", key)
+
+
 class Tracker:
     """Logs into one MLflow run (and reads it back). Safe to rebuild in another process from (uri, run_id)."""
 
@@ -389,7 +395,8 @@ class Tracker:
         self._client.log_batch(self.run_id, metrics=entries, synchronous=True)  # MLflow splits it into batches it accepts
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self._client.log_batch(self.run_id, params=[Param(key, _param_text(value)) for key, value in params.items()], synchronous=True)
+        entries = [Param(param_key(key), _param_text(value)) for key, value in params.items()]
+        self._client.log_batch(self.run_id, params=entries, synchronous=True)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()], synchronous=True)

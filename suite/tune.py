@@ -106,7 +106,8 @@ def spec_fragment(
     """The winning point's values on the grid's axes as YAML to paste into the spec, under a comment naming the sweep."""
     tree = point.to_dict()
     nested: dict[str, Any] = {}
-    for path in sorted(plan.base.to_dict().get("grid") or {}, key=setting_order):
+    paths = [path for axis in plan.base.to_dict().get("grid") or {} for path in specs.axis_paths(axis)]
+    for path in sorted(paths, key=setting_order):
         value = _at(tree, path)
         node = nested
         *sections, key = path.split(".")

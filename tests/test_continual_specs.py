@@ -79,7 +79,6 @@ def test_quickstart_end_to_end_on_a_tiny_synthesized_corpus(tracking_uri, tmp_pa
         "scenario.test_speakers=1",
         "model.preset=tiny",
         "train.epochs=1",
-        "method.replay.size=6",
     ]
     result = CliRunner().invoke(main, ["run", str(RUNS / "quickstart.yaml"), "-q", *[arg for o in tiny for arg in ("-o", o)]])
     assert result.exit_code == 0, result.output

@@ -23,7 +23,7 @@ from suite.cli import main
 from suite.launcher import launch
 from suite.plots import curve_figure
 from suite.report import column_decimals, log_launch_results, paired_difference
-from suite.results import launch_results, metric_histories
+from suite.results import launch_results, metric_histories, point_labels
 from suite.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -282,3 +282,21 @@ def test_curve_figure_draws_the_mean_and_std_over_seeds_of_each_point(store):
     assert lines[f"{BASELINE} (3 seeds)"].get_ydata()[1] == pytest.approx(expected[0])
     assert len(axes.collections) == 2  # one std band per point
     assert axes.get_xlabel() == "stage (step)" and axes.get_ylabel() == "loss" and axes.get_title().startswith("toy-grid: loss")
+
+
+def test_labels_leave_out_settings_that_ride_along_with_the_method():
+    """Each method with its own tuned lr: the lr tells no points apart beyond the method, so it stays out of the label."""
+    settings = [
+        {"method.name": "finetune", "train.lr": 0.001},
+        {"method.name": "replay", "method.replay.size": 0.01, "train.lr": 0.001},
+        {"method.name": "coconut", "method.replay.size": 0.01, "train.lr": 0.0005},
+        {"method.name": "coconut", "method.replay.size": 0.02, "train.lr": 0.0005},
+    ]
+    assert point_labels(settings, ["a", "b", "c", "d"]) == [
+        "method=finetune",
+        "method=replay method.replay.size=0.01",
+        "method=coconut method.replay.size=0.01",
+        "method=coconut method.replay.size=0.02",
+    ]
+    lr_only = [{"method.name": "replay", "train.lr": 0.001}, {"method.name": "replay", "train.lr": 0.002}]
+    assert point_labels(lr_only, ["a", "b"]) == ["train.lr=0.001", "train.lr=0.002"]

@@ -140,6 +140,21 @@ def test_same_seed_same_views_and_the_state_travels_in_the_state_dict() -> None:
     assert torch.equal(state["_extra_state"]["generator"], saved["_extra_state"]["generator"])
 
 
+def test_a_pickled_module_continues_the_same_stream():
+    """mlflow.pytorch.save_model pickles the whole model: the live generator travels as its state."""
+    import copy
+    import pickle
+
+    seq, lengths = torch.arange(1, 41).reshape(2, 20), torch.tensor([20, 9])
+    module = SequenceAugmentation(CROP, MASK, REORDER, 0, seed=3)
+    module(seq, lengths)  # the generator is live now
+    restored, copied = pickle.loads(pickle.dumps(module)), copy.deepcopy(module)
+    expected = module(seq, lengths)
+    for other in (restored, copied):
+        views = other(seq, lengths)
+        assert torch.equal(views.seq1, expected.seq1) and torch.equal(views.seq2, expected.seq2)
+
+
 def _saved(state: dict) -> object:
     import io
 

@@ -47,6 +47,27 @@ def test_grid_points_replace_whole_sections(toy_distribution, toy_spec):
     assert steps == [(0.01, 2), (0.01, 9), (0.02, 2), (0.02, 9)]
 
 
+def test_an_axis_over_several_paths_sets_them_together(toy_distribution, toy_spec, tmp_path):
+    """Each method keeps the training settings tuned for it: no cartesian product across the joined paths."""
+    spec = tmp_path / "paired.yaml"
+    tree = yaml.safe_load(toy_spec.read_text())
+    tree["grid"] = {"method, train.lr": [[{"name": "toy-fit", "steps": 2}, 0.01], [{"name": "toy-fit", "steps": 9}, 0.2]]}
+    spec.write_text(yaml.safe_dump(tree))
+    plan = specs.plan(spec)
+    assert [(p.method_options.steps, p.train_options.lr) for _, p in plan.points] == [(2, 0.01), (9, 0.2)]
+    assert [label for label, _ in plan.points] == ["method=toy-fit steps=2", "method=toy-fit steps=9"]  # lr rides along
+
+
+def test_a_joined_axis_value_of_the_wrong_length_is_refused_with_exit_2(toy_distribution, toy_spec, tmp_path):
+    spec = tmp_path / "paired.yaml"
+    tree = yaml.safe_load(toy_spec.read_text())
+    tree["grid"] = {"method.steps, train.lr": [[2, 0.01], [9]]}
+    spec.write_text(yaml.safe_dump(tree))
+    result = run_cli("show", str(spec))
+    assert result.exit_code == 2
+    assert "grid axis 'method.steps, train.lr': value 2 must be a list of 2 values, one per path; got [9]" in result.output
+
+
 def test_show_prints_the_resolved_spec(toy_distribution, toy_spec):
     result = run_cli("show", str(toy_spec), "-o", "train.lr=0.3", "-o", "scenario.data_file=/not/yet/there.csv")
     assert result.exit_code == 0, result.output

@@ -117,3 +117,14 @@ def test_one_tuning_seed_shows_no_spread_column(toy_distribution, tracking_uri, 
     header = next(line for line in result.stdout.splitlines() if line.startswith("| ") and "rank" in line)
     assert [cell.strip() for cell in header.strip("|").split("|")] == ["rank", "label", "valid.final_loss mean", "seeds"]
     assert "nan" not in result.stdout
+
+
+@pytest.mark.slow
+def test_the_fragment_of_a_joined_axis_names_each_path(toy_distribution, tracking_uri, toy_spec):
+    tree = yaml.safe_load(toy_spec.read_text())
+    tree["grid"] = {"method.steps, train.lr": [[1, 0.01], [8, 0.05]]}
+    toy_spec.write_text(yaml.safe_dump(tree))
+    result = invoke("tune", str(toy_spec), "-q", "--objective", "valid.final_loss", "--minimize")
+    assert result.exit_code == 0, result.output
+    fragment = yaml.safe_load(result.stdout[result.stdout.index("# chosen by suite tune") :])
+    assert fragment in ({"method": {"steps": 1}, "train": {"lr": 0.01}}, {"method": {"steps": 8}, "train": {"lr": 0.05}})
