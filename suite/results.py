@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 IDENTITY_COLUMNS = ("experiment", "label", "point", "seed", "status", "run_id", "parent_run_id")
 NOT_SETTINGS = ("seed", "seeds", "experiment", "description", "grid", "report")
+DERIVED = "derived."  # params a run derives from its data and seed (class order, sizes): they describe it, never label it
 """Spec keys that never tell two grid points apart (the seed is a column of its own)."""
 SECTION_ORDER = ("scenario", "model", "method", "train")
 PAGE_SIZE = 1000
@@ -82,7 +83,8 @@ def children_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     param_columns = [_column(key, metrics) for key in params]
     frame = pd.DataFrame.from_records(records, columns=[*IDENTITY_COLUMNS, *param_columns, *metrics])
     frame["seed"] = frame["seed"].astype("Int64")
-    frame["label"] = point_labels([row["params"] for row in rows], [row["point"] for row in rows])
+    settings = [{key: value for key, value in row["params"].items() if not key.startswith(DERIVED)} for row in rows]
+    frame["label"] = point_labels(settings, [row["point"] for row in rows])
     frame.attrs["params"] = param_columns
     frame.attrs["metrics"] = metrics
     return frame

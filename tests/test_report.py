@@ -23,7 +23,7 @@ from suite.cli import main
 from suite.launcher import launch
 from suite.plots import curve_figure
 from suite.report import column_decimals, log_launch_results, paired_difference
-from suite.results import launch_results, metric_histories, point_labels
+from suite.results import children_frame, launch_results, metric_histories, point_labels
 from suite.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -300,3 +300,19 @@ def test_labels_leave_out_settings_that_ride_along_with_the_method():
     ]
     lr_only = [{"method.name": "replay", "train.lr": 0.001}, {"method.name": "replay", "train.lr": 0.002}]
     assert point_labels(lr_only, ["a", "b"]) == ["train.lr=0.001", "train.lr=0.002"]
+
+
+def test_what_a_run_derives_from_its_seed_does_not_split_a_point():
+    """Each seed draws its own class order (logged as derived.class_order): the seeds still pool into one row."""
+    rows = [
+        {
+            "point": "method=replay",
+            "seed": seed,
+            "params": {"method.name": "replay", "derived.class_order": order},
+            "metrics": {"avg_acc": 60.0 + seed},
+        }
+        for seed, order in enumerate([["a", "b"], ["b", "a"]])
+    ]
+    frame = children_frame(rows)
+    assert frame["label"].tolist() == ["method=replay", "method=replay"]
+    assert frame["derived.class_order"].tolist() == [["a", "b"], ["b", "a"]]  # still a column for notebooks
