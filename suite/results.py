@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 IDENTITY_COLUMNS = ("experiment", "label", "point", "seed", "status", "run_id", "parent_run_id")
 NOT_SETTINGS = ("seed", "seeds", "experiment", "description", "grid", "report")
-DERIVED = "derived."  # params a run derives from its data and seed (class order, sizes): they describe it, never label it
 """Spec keys that never tell two grid points apart (the seed is a column of its own)."""
+DERIVED = "derived."  # params a run derives from its data and seed (class order, sizes): they describe it, never label it
 SECTION_ORDER = ("scenario", "model", "method", "train")
 PAGE_SIZE = 1000
 
