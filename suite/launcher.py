@@ -339,9 +339,10 @@ def _read_curves(results: list[ChildResult], jobs: list[ChildJob], tracking_uri:
         metric = job.point.method.curve_metric
         if not (metric and result.run_id):
             continue
+        tracker = Tracker(tracking_uri, result.run_id)
         names = (metric, f"valid.{metric}") if evaluation == "valid" else (metric,)  # evaluation metrics carry the prefix
         for name in names:
-            if history := Tracker(tracking_uri, result.run_id).metric_history(name):
+            if history := tracker.metric_history(name):
                 result.curves[name] = history
                 break
 
