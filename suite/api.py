@@ -1,36 +1,70 @@
-"""What a plugin package implements and receives: registry entries, options, run contexts.
+"""The public API: everything a plugin package implements, receives and may raise, in one module.
 
 Built-ins and third-party packages register the same way: an entry point in one of the
 groups ``suite.scenarios``, ``suite.models``, ``suite.methods`` whose value is a
 ``ScenarioEntry``, ``ModelEntry`` or ``MethodEntry``. Each entry declares a pydantic
 ``options`` model, so a run spec is validated key by key before anything runs. ("Plugin"
 means a package that adds entries; Avalanche's plugins keep their own name.)
+
+What a scenario's ``build()`` returns is declared per family (``FAMILIES``) in
+``suite.contracts`` and re-exported here: plain data (``SpeechCorpus``, ``InteractionTable``)
+from which the suite makes the rest, or a finished scenario (``ContinualScenario``,
+``SequentialScenario``). A ``check`` or ``build`` reports bad input by raising ``SpecError``
+(the spec) or ``DataError`` (the data): one line, exit 2. Everything named in ``__all__`` is
+stable within a minor version; anything else in the suite may change (docs/plugins.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from suite.contracts import (
+    FAMILIES,
+    ContinualScenario,
+    FeatureOptions,
+    InteractionProtocolOptions,
+    InteractionTable,
+    SequentialScenario,
+    SpeechCorpus,
+    SpeechScenarioOptions,
+    SpeechUtterance,
+    Tokenizer,
+)
+from suite.errors import DataError, SpecError, SuiteError
+from suite.options import NoOptions, Options
 
 if TYPE_CHECKING:
     from suite.checkpoints import CheckpointStore
     from suite.tracking import Tracker
 
+__all__ = [
+    "FAMILIES",
+    "BuildContext",
+    "ContinualScenario",
+    "DataError",
+    "Evaluation",
+    "FeatureOptions",
+    "InteractionProtocolOptions",
+    "InteractionTable",
+    "MethodEntry",
+    "ModelEntry",
+    "NoOptions",
+    "Options",
+    "RunContext",
+    "ScenarioEntry",
+    "SequentialScenario",
+    "SpecError",
+    "SpeechCorpus",
+    "SpeechScenarioOptions",
+    "SpeechUtterance",
+    "SuiteError",
+    "Tokenizer",
+]
+
 Evaluation = Literal["test", "valid"]
-
-
-class Options(BaseModel):
-    """Base for entry options: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class NoOptions(Options):
-    """For entries that take no options besides their name."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +79,12 @@ class BuildContext:
 
 @dataclass(frozen=True)
 class ScenarioEntry:
-    """Turns data on disk into an Avalanche benchmark or a RecBole dataset description."""
+    """Turns data into a scenario of its ``family`` (a key of ``FAMILIES``).
+
+    ``build(options, BuildContext)`` returns what ``suite.contracts`` declares for the family:
+    a ``SpeechCorpus`` or ``ContinualScenario`` (continual), an ``InteractionTable`` or
+    ``SequentialScenario`` (sequential). The suite checks the result right after building it.
+    """
 
     name: str
     family: str
@@ -108,7 +147,6 @@ class RunContext:
     """Where the method saves its resume state (``save``) and finds it again after a kill (``load``)."""
     evaluation: Evaluation = "test"
     """``valid`` while tuning: the method must not read test data and reports ``valid.*`` metrics."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def build_context(self) -> BuildContext:

@@ -16,6 +16,7 @@ from typing import Any
 from suite.api import MethodEntry, ModelEntry, ScenarioEntry
 from suite.errors import SpecError
 
+BUILTIN_DISTRIBUTION = "cl-suite"
 GROUPS = {"scenario": "suite.scenarios", "model": "suite.models", "method": "suite.methods"}
 ENTRY_TYPES = {"scenario": ScenarioEntry, "model": ModelEntry, "method": MethodEntry}
 
@@ -56,6 +57,12 @@ def get(kind: str, name: str) -> Any:
         choices = ", ".join(known) or "none registered"
         raise SpecError(f"unknown {kind} '{name}'; known {kind}s: {choices}")
     return _load(kind, name, known[name].target)
+
+
+def is_builtin(kind: str, name: str) -> bool:
+    """Whether the entry ``name`` comes with the suite itself (its own tests vouch for it)."""
+    registration = registrations(kind).get(name)
+    return registration is not None and registration.distribution == BUILTIN_DISTRIBUTION
 
 
 def clear_cache() -> None:

@@ -251,14 +251,27 @@ def plan(path: str | Path, overrides: Iterable[str] = (), extra_grid: Iterable[s
     points = points or [(base.name, base)]
     _check_baseline(base, [label for label, _ in points], source)
     if check_data:
+        built: set[tuple[str, str, int]] = set()
         for label, point in points:
-            preflight(point, label if len(points) > 1 else None)
+            preflight(point, label if len(points) > 1 else None, built)
     return LaunchPlan(source=source, base=base, points=points)
 
 
-def preflight(point: ResolvedSpec, label: str | None = None) -> None:
-    """Run the scenario's and the method's own checks on one point (data on disk, a model the method can train)."""
-    checks = ((point.scenario.check, point.scenario_options), (point.method.check, point))
+def preflight(point: ResolvedSpec, label: str | None = None, built: set[tuple[str, str, int]] | None = None) -> None:
+    """Run the scenario's and the method's own checks on one point (data on disk, a model the method can train).
+
+    A scenario from another distribution is also built once per distinct options (with the
+    point's first seed) and its result checked against its family's contract (``suite.contracts``);
+    ``built`` remembers what was already built in this plan.
+    """
+    checks = [(point.scenario.check, point.scenario_options), (point.method.check, point)]
+    key = (point.scenario.name, point.scenario_options.model_dump_json(), point.seeds[0])
+    if not registry.is_builtin("scenario", point.scenario.name) and (built is None or key not in built):
+        from suite.scenario_build import preflight_build
+
+        checks.append((lambda options: preflight_build(point.scenario, options, point.seeds[0]), point.scenario_options))
+        if built is not None:
+            built.add(key)
     for check, target in checks:
         if check is None:
             continue

@@ -15,11 +15,11 @@ from slu_fixtures import flatten_slurp
 from scenarios.slu.audio import read_audio
 from scenarios.slu.entries import FSC, SLURP, SPOKEN_COMMANDS
 from scenarios.slu.features import ARRAYS, fbank, file_digest
-from scenarios.slu.options import FeatureOptions
 from scenarios.slu.protocol import split_sizes
 from scenarios.slu.streams import collate
 from scenarios.slu.tokenizer import Tokenizer
 from suite import registry
+from suite.api import FeatureOptions
 from suite.errors import SpecError
 
 STREAMS = ("train_stream", "valid_stream", "test_stream")

@@ -25,14 +25,14 @@ from scenarios.recsys.atomic import (
     read_interactions,
     write_subset,
 )
-from scenarios.recsys.grammar import dataset_name, field_name, interval
-from suite.api import BuildContext, Options, ScenarioEntry
+from scenarios.recsys.grammar import dataset_name, field_name
+from suite.api import BuildContext, InteractionProtocolOptions, ScenarioEntry
 
 LEAVE_ONE_OUT = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}
 
 
-class RecBoleScenarioOptions(Options):
-    """Which dataset, its field names, and the filters applied before splitting (RecBole's keys)."""
+class RecBoleScenarioOptions(InteractionProtocolOptions):
+    """Which dataset, its field names, and (inherited) the filters applied before splitting (RecBole's keys)."""
 
     dataset: str = Field(default="ml-100k", description="a dataset shipped with RecBole (ml-100k), used when path is not set")
     path: str | None = Field(default=None, description="folder <name>/ holding <name>.inter; its name is the dataset name")
@@ -40,17 +40,9 @@ class RecBoleScenarioOptions(Options):
     item_field: str = "item_id"
     time_field: str = "timestamp"
     max_users: int | None = Field(default=None, gt=0, description="keep the first N users (file order), for quick runs")
-    user_inter_num_interval: str | None = Field(default="[3,inf)", description="users kept by interaction count, e.g. '[5,inf)'")
-    item_inter_num_interval: str | None = Field(default=None, description="items kept by count; with the user interval a k-core")
-    max_seq_length: int = Field(default=50, gt=0)
 
     _dataset_name = field_validator("dataset")(dataset_name)
     _field_names = field_validator("user_field", "item_field", "time_field")(field_name)
-
-    @field_validator("user_inter_num_interval", "item_inter_num_interval")
-    @classmethod
-    def _interval(cls, value: str | None) -> str | None:
-        return None if value is None else interval(value)
 
     @field_validator("path")
     @classmethod

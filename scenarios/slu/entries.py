@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scenarios.slu.options import FeatureOptions, FSCOptions, SLUOptions, SLURPOptions, SpokenCommandsOptions
-from suite.api import BuildContext, ScenarioEntry
+from scenarios.slu.options import FSCOptions, SLUOptions, SLURPOptions, SpokenCommandsOptions
+from suite.api import BuildContext, FeatureOptions, ScenarioEntry
 from suite.paths import cache_root
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ import xxhash
 
 from scenarios.slu.audio import TARGET_RATE, read_audio, single_thread
 from scenarios.slu.corpus import SPLITS, Corpus, locked, staged
-from scenarios.slu.options import FeatureOptions
+from suite.api import FeatureOptions
 from suite.errors import DataError
 from suite.progress import progress
 

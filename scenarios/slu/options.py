@@ -1,7 +1,8 @@
 """Options of the SLU scenarios (spec section ``scenario``): pydantic models, cheap to import.
 
 Kept apart from the code that builds the benchmarks so that ``suite list`` and spec
-validation do not import torch or Avalanche.
+validation do not import torch or Avalanche. The protocol options every speech scenario shares
+(experiences, class order, features) are the public ``suite.api.SpeechScenarioOptions``.
 """
 
 from __future__ import annotations
@@ -11,41 +12,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from scenarios.slu.grammar import GRAMMAR, MAX_SPEAKERS
-from suite.api import Options
+from suite.api import SpeechScenarioOptions
 
-
-class FeatureOptions(Options):
-    """Filterbank parameters (spec keys ``scenario.features.*``)."""
-
-    n_mels: int = Field(80, ge=8, le=256)
-    win_ms: float = Field(25.0, gt=0, le=100)
-    hop_ms: float = Field(10.0, gt=0, le=100)
-    normalize: bool = True
-
-
-class SLUOptions(Options):
-    """Options common to every SLU scenario (spec section ``scenario``)."""
-
-    num_experiences: int = Field(6, ge=1)
-    classes_per_exp: list[int] | None = None
-    class_order: list[str] | None = None
-    features: FeatureOptions = Field(default_factory=FeatureOptions)
-    cache_dir: str | None = None
-    skip_bad_audio: bool = False
-
-    @model_validator(mode="after")
-    def _experiences_agree(self) -> SLUOptions:
-        if self.classes_per_exp is not None:
-            if "num_experiences" in self.model_fields_set and self.num_experiences != len(self.classes_per_exp):
-                raise ValueError(f"num_experiences={self.num_experiences} but classes_per_exp has {len(self.classes_per_exp)} entries")
-            if any(n < 1 for n in self.classes_per_exp):
-                raise ValueError(f"classes_per_exp {self.classes_per_exp}: every experience needs at least one class")
-        return self
-
-    @property
-    def experiences(self) -> int:
-        """The number of experiences: the length of classes_per_exp when it is given."""
-        return len(self.classes_per_exp) if self.classes_per_exp is not None else self.num_experiences
+SLUOptions = SpeechScenarioOptions
+"""Options common to every SLU scenario (spec section ``scenario``): the public protocol options."""
 
 
 class SpokenCommandsOptions(SLUOptions):

@@ -35,6 +35,7 @@ from suite.continual.mlflow_logger import MLflowContinualLogger
 from suite.continual.progress_bar import EpochProgressPlugin
 from suite.continual.resume import RunCheckpoint, method_plugins
 from suite.continual.strategy import Seq2SeqTemplate
+from suite.scenario_build import build_scenario
 from suite.seeding import seed_everything
 
 SKIPPED_FILES_SHOWN = 5
@@ -137,7 +138,7 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
         torch.set_num_threads(train.num_threads)
     started = time.perf_counter()
     seed_everything(ctx.seed)
-    scenario = ctx.build_scenario()
+    scenario = build_scenario(ctx)
     seed_everything(ctx.seed)
     device = resolve_device(train.device)
     tokenizer = scenario.tokenizer

@@ -37,6 +37,7 @@ from recbole.data.transform import construct_transform
 from recbole.utils import get_flops, init_seed
 
 from suite.api import RunContext
+from suite.scenario_build import build_scenario
 from suite.sequential.recbole_strings import guard_config
 from suite.sequential.train_options import SequentialTrainOptions, check_device
 
@@ -226,7 +227,7 @@ def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[s
     check_device(train)
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
-    scenario = ctx.build_scenario()
+    scenario = build_scenario(ctx)
     model_class, model_fragment = ctx.model_entry.build(ctx.model_options)
     run_dir = Path(ctx.run_dir)
     config_dict = config_dict_for(scenario.config_fragment(), model_fragment, train, ctx.seed, run_dir, method_fragment)
