@@ -91,6 +91,34 @@ def test_converter_writes_positions_as_the_order_field(tmp_path: Path) -> None:
     assert scenario.dataset.name == "Beauty" and scenario.dataset.users == 2 and scenario.dataset.interactions == 7
 
 
+def test_converter_reads_a_user_item_timestamp_csv(tmp_path: Path) -> None:
+    source = tmp_path / "clicks.csv"
+    source.write_text("timestamp,user,item,rating\n5,a,x,1\n7,a,y,2\n9,a,z,3\n\n6,b,x,4\n8,b,z,5\n9.5,b,y,1\n")
+    target = convert_sequences(source, tmp_path / "data")
+    lines = target.read_text().splitlines()
+    assert target == tmp_path / "data" / "clicks" / "clicks.inter"
+    assert lines == ["user_id:token\titem_id:token\ttimestamp:float", "a\tx\t5", "a\ty\t7", "a\tz\t9", "b\tx\t6", "b\tz\t8", "b\ty\t9.5"]
+    scenario = RECBOLE.build(RECBOLE.options(path=str(target.parent)), _ctx(tmp_path))
+    assert scenario.dataset.users == 2 and scenario.dataset.interactions == 6
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("user,item\na,x\n", r"clicks\.csv:1: no timestamp column"),
+        ("user,item,timestamp\na,x,soon\n", r"clicks\.csv:2: timestamp 'soon' is not a number"),
+        ('user,item,timestamp\na,"x\ty",1\n', r"clicks\.csv:2: user 'a' / item 'x\\ty'"),
+        ("user,item,timestamp\n", r"clicks\.csv: no interactions found"),
+    ],
+)
+def test_converter_names_the_csv_line_it_cannot_use(tmp_path: Path, content: str, message: str) -> None:
+    source = tmp_path / "clicks.csv"
+    source.write_text(content)
+    with pytest.raises(DataError, match=message):
+        convert_sequences(source, tmp_path / "data")
+    assert not (tmp_path / "data").exists()
+
+
 def test_converter_rejects_bad_lines_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="sequence file not found"):
         convert_sequences(tmp_path / "absent.txt", tmp_path / "data")

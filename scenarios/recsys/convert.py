@@ -1,8 +1,11 @@
-"""Converter from the ``user item1 item2 ...`` text format to a RecBole atomic dataset.
+"""Converters to a RecBole atomic dataset: the ``user item1 item2 ...`` text format, and ``user,item,timestamp`` CSV.
 
-Beauty, Sports and Yelp circulate in this format in the CL4SRec/CoSeRec/MCLRec line of
+Beauty, Sports and Yelp circulate in the text format in the CL4SRec/CoSeRec/MCLRec line of
 work: one line per user, items in interaction order. RecBole's sequential models need an
 order field, so the position of each item in its line becomes the ``timestamp`` column.
+A ``.csv`` file is read as the common export format instead: a header naming ``user`` (or
+``user_id``), ``item`` (or ``item_id``) and ``timestamp`` columns, one interaction per row,
+the timestamps kept as they are (numbers; other columns are dropped).
 
 A conversion either writes ``<out>/<name>/<name>.inter`` whole or leaves nothing behind:
 the file is written under a temporary name and renamed at the end, and on any failure the
@@ -11,6 +14,7 @@ temporary file and every folder the conversion created are removed again.
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +24,7 @@ from scenarios.recsys.grammar import dataset_name
 from suite.errors import DataError
 
 HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+CSV_COLUMNS = {"user": ("user", "user_id"), "item": ("item", "item_id"), "timestamp": ("timestamp",)}
 
 
 def convert_sequences(source: str | Path, out_dir: str | Path, name: str | None = None) -> Path:
@@ -37,7 +42,7 @@ def convert_sequences(source: str | Path, out_dir: str | Path, name: str | None 
     with _created_folders(folder):
         tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
         try:
-            _write(source, tmp)
+            (_write_csv if source.suffix.lower() == ".csv" else _write)(source, tmp)
             tmp.replace(target)
         except OSError as error:
             raise DataError(f"{error.filename or target}: cannot write the converted dataset ({error.strerror or error})") from None
@@ -65,6 +70,49 @@ def _write(source: Path, tmp: Path) -> None:
             users += 1
     if users == 0:
         raise DataError(f"{source}: no sequences found (expected lines 'user item1 item2 ...')")
+
+
+def _write_csv(source: Path, tmp: Path) -> None:
+    """Stream a ``user,item,timestamp`` CSV into ``tmp``; a missing column, a tab in a value or a non-numeric time names its line."""
+    rows = 0
+    with source.open(encoding="utf-8", newline="") as handle, tmp.open("w", encoding="utf-8") as out:
+        try:
+            reader = csv.reader(handle)
+            positions = _csv_positions(source, next(reader, []))
+            out.write(HEADER)
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                out.write("\t".join(_csv_values(source, reader.line_num, row, positions)) + "\n")
+                rows += 1
+        except UnicodeDecodeError as error:
+            raise DataError(f"{source}: not UTF-8 text (undecodable byte at offset {error.start})") from None
+    if rows == 0:
+        raise DataError(f"{source}: no interactions found (expected rows 'user,item,timestamp' after the header)")
+
+
+def _csv_positions(source: Path, header: list[str]) -> list[int]:
+    names = [cell.strip().lower() for cell in header]
+    positions = []
+    for role, accepted in CSV_COLUMNS.items():
+        found = [names.index(name) for name in accepted if name in names]
+        if not found:
+            raise DataError(f"{source}:1: no {role} column in the header {','.join(header)!r}; expected {' or '.join(accepted)}")
+        positions.append(found[0])
+    return positions
+
+
+def _csv_values(source: Path, line: int, row: list[str], positions: list[int]) -> list[str]:
+    if len(row) <= max(positions):
+        raise DataError(f"{source}:{line}: {len(row)} column(s), expected at least {max(positions) + 1}")
+    user, item, time = (row[position].strip() for position in positions)
+    if not user or not item or any(char in user + item for char in "\t\r\n"):
+        raise DataError(f"{source}:{line}: user {user!r} / item {item!r}: expected non-empty values without tabs or newlines")
+    try:
+        float(time)
+    except ValueError:
+        raise DataError(f"{source}:{line}: timestamp {time!r} is not a number") from None
+    return [user, item, time]
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""``suite convert-sequences``: the Beauty/Sports/Yelp text format to RecBole atomic files.
+"""``suite convert-sequences``: the Beauty/Sports/Yelp text format, or a ``user,item,timestamp`` CSV, to RecBole atomic files.
 
 Bad input (a missing or undecodable file, a malformed line, a name RecBole cannot use, an
 output folder that cannot be written) is one line on stderr and exit code 2, like every
@@ -22,7 +22,10 @@ EXIT_USER_ERROR = 2
 @click.option("--name", default=None, help="dataset name (default: the file's stem), e.g. Beauty")
 @click.option("--out", "out_dir", default="data", show_default=True, help="folder that receives <name>/<name>.inter")
 def convert_sequences_command(source: str, name: str | None, out_dir: str) -> None:
-    """Convert SOURCE (one line per user: 'user item1 item2 ...') into <out>/<name>/<name>.inter."""
+    """Convert SOURCE into <out>/<name>/<name>.inter.
+
+    SOURCE holds one line per user ('user item1 item2 ...'), or is a .csv with user, item and timestamp columns.
+    """
     try:
         target = convert_sequences(source, out_dir, name)
     except SuiteError as error:
