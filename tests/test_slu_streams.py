@@ -226,10 +226,9 @@ def test_raw_filterbank_matches_the_options(fsc_root: Path) -> None:
     assert feats.shape == (1 + (len(waveform) - 400) // 160, 64)
 
 
-def test_tokenizer_is_saved_with_the_run(fsc_root: Path, ctx) -> None:
+def test_the_tokenizer_survives_a_save_and_load(fsc_root: Path, ctx) -> None:
     result = build_fsc(fsc_root, ctx)
-    assert result.tokenizer_path == ctx.run_dir / "tokenizer.json"
-    assert Tokenizer.load(result.tokenizer_path) == result.tokenizer
+    assert Tokenizer.load(result.tokenizer.save(ctx.run_dir / "tokenizer.json")) == result.tokenizer
 
 
 def test_spoken_commands_plugin_builds_and_reuses_its_corpus(ctx) -> None:

@@ -42,7 +42,6 @@ def build_benchmark(corpus: Corpus, options: SLUOptions, ctx: BuildContext, corp
     train = [corpus.splits["train"][int(k)] for k in features.splits["train"].kept]
     tokenizer = Tokenizer.build(classes, [u.transcript for u in train])
     benchmark, train_size = build_streams(corpus, features, classes, order, sizes, tokenizer)
-    tokenizer_path = tokenizer.save(Path(ctx.run_dir) / "tokenizer.json") if ctx.run_dir else None
     return SLUBenchmark(
         benchmark=benchmark,
         tokenizer=tokenizer,
@@ -56,7 +55,6 @@ def build_benchmark(corpus: Corpus, options: SLUOptions, ctx: BuildContext, corp
         corpus_dir=corpus_dir or corpus.root,
         feature_cache_dir=features.cache_dir,
         features_from_cache=features.from_cache,
-        tokenizer_path=tokenizer_path,
         skipped_files=sorted(features.skipped),
         skipped_reasons=dict(sorted(features.skipped.items())),
     )

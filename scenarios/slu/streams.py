@@ -44,7 +44,6 @@ class SLUBenchmark:
     corpus_dir: Path
     feature_cache_dir: Path | None = None
     features_from_cache: bool = False
-    tokenizer_path: Path | None = None
     skipped_files: list[str] = field(default_factory=list)
     """Audio files left out with ``skip_bad_audio: true`` (sorted paths); ``skipped_audio`` is their count."""
     skipped_reasons: dict[str, str] = field(default_factory=dict)
@@ -59,19 +58,6 @@ class SLUBenchmark:
         """Class names of each experience, in arrival order."""
         bounds = [sum(self.classes_per_exp[:i]) for i in range(len(self.classes_per_exp) + 1)]
         return [self.class_order[a:b] for a, b in zip(bounds, bounds[1:])]
-
-    def describe(self) -> dict[str, Any]:
-        """Flat facts worth logging as run params."""
-        return {
-            "n_classes": self.n_classes,
-            "classes_per_exp": self.classes_per_exp,
-            "class_order": self.class_order,
-            "train_size": self.train_size,
-            "skipped_audio": self.skipped_audio,
-            "n_mels": self.n_mels,
-            "vocab_size": self.tokenizer.vocab_size,
-            "corpus_dir": str(self.corpus_dir),
-        }
 
 
 class UtteranceDataset(torch.utils.data.Dataset):
