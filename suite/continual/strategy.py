@@ -74,7 +74,8 @@ class Seq2SeqTemplate(SupervisedTemplate):
         super().__init__(
             model=model,
             optimizer=optimizer,
-            criterion=nn.CrossEntropyLoss(ignore_index=pad_id, label_smoothing=label_smoothing, reduction="none"),
+            # for Avalanche's own code only: the template's loss is token_loss (criterion below)
+            criterion=nn.CrossEntropyLoss(ignore_index=pad_id, label_smoothing=label_smoothing),
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,
@@ -90,6 +91,7 @@ class Seq2SeqTemplate(SupervisedTemplate):
         self.grad_clip = grad_clip
         self.grad_clip_on = grad_clip_on
         self.intent_weight = intent_weight
+        self.label_smoothing = label_smoothing
         self.current_classes = torch.zeros(0, dtype=torch.long)
         self.seen_experiences: set[int] = set()
         self.mb_memory: Tensor | None = None
@@ -158,9 +160,7 @@ class Seq2SeqTemplate(SupervisedTemplate):
         The intent token (the first target) can weigh ``intent_weight`` times a word: with
         1.0 this is the plain mean token cross-entropy.
         """
-        logits, targets = self.mb_output, self.mb_tokens[:, 1:]
-        per_token = self._criterion(logits.reshape(-1, logits.size(-1)), targets.reshape(-1)).view_as(targets)
-        loss = weighted_token_mean(per_token, targets, self.pad_id, self.intent_weight)
+        loss = token_loss(self.mb_output, self.mb_tokens[:, 1:], self.pad_id, self.intent_weight, self.label_smoothing)
         self._seq2seq_loss, self._aux_loss = loss, None
         self.loss_terms = {"seq2seq": loss.detach()}
         return loss
@@ -257,13 +257,19 @@ def weighted_token_mean(per_token: Tensor, targets: Tensor, pad_id: int, intent_
     return (per_token * weights).sum() / weights.sum().clamp(min=1.0)
 
 
-def sequence_loss(model: nn.Module, batch: Sequence[Tensor], pad_id: int, intent_weight: float = 1.0) -> Tensor:
+def token_loss(logits: Tensor, targets: Tensor, pad_id: int, intent_weight: float = 1.0, label_smoothing: float = 0.0) -> Tensor:
+    """The seq2seq loss: token cross-entropy of next-token logits [B, L, V] against targets [B, L], pad ignored, intent weighted."""
+    flat = logits.reshape(-1, logits.size(-1))
+    per_token = F.cross_entropy(flat, targets.reshape(-1), ignore_index=pad_id, label_smoothing=label_smoothing, reduction="none")
+    return weighted_token_mean(per_token.view_as(targets), targets, pad_id, intent_weight)
+
+
+def sequence_loss(
+    model: nn.Module, batch: Sequence[Tensor], pad_id: int, intent_weight: float = 1.0, label_smoothing: float = 0.0
+) -> Tensor:
     """The template's training loss on one collated batch, for code outside the template (EWC, benchmarks)."""
     x, _, x_lens, tokens = batch[0], batch[1], batch[2], batch[3]
-    logits = model(x, x_lens, tokens[:, :-1])
-    targets = tokens[:, 1:]
-    per_token = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=pad_id, reduction="none")
-    return weighted_token_mean(per_token.view_as(targets), targets, pad_id, intent_weight)
+    return token_loss(model(x, x_lens, tokens[:, :-1]), tokens[:, 1:], pad_id, intent_weight, label_smoothing)
 
 
 def optimized_parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:
