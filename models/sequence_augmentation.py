@@ -1,7 +1,7 @@
 """Sequence augmentations of CL4SRec/MCLRec: crop, mask, reorder, on a padded batch at once.
 
 Each training sequence gets two *different* operators drawn from {crop, mask, reorder}, so
-the two views of one user disagree in a controlled way (METHODS.md section 2); sequences of
+the two views of one user disagree in a controlled way (docs/methods.md 2.2); sequences of
 length <= 1 are left alone. The batch is RecBole's padded ``item_id_list`` (items
 left-aligned, zeros on the right) and the views keep its width.
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 FORMATS = ("md", "csv", "latex")
 CONFIDENCE = 0.95
 SIGNIFICANT_DIGITS = 3
-MIN_SEEDS_FOR_A_RESULT = 5  # METHODS.md: methods are compared over at least 5 seeds
+MIN_SEEDS_FOR_A_RESULT = 5  # docs/methods.md 1.7: methods are compared over at least 5 seeds
 STAGE_NAMES = {"continual": "experience", "sequential": "epoch"}
 """What one step of a method's curve metric is, by family, for the launch figure's x axis."""
 

@@ -4,7 +4,7 @@ The grid (or a seeded sample of ``budget`` points of it) runs as one launch with
 ``evaluation="valid"``: methods never read test data and report ``valid.*`` metrics. The
 point with the best mean objective over the spec's seeds wins; the ranking goes on the
 parent run as ``tuning.json`` and the winning values come back as a YAML fragment to paste
-into the spec, with a comment naming the sweep that chose them (METHODS.md: the chosen
+into the spec, with a comment naming the sweep that chose them (docs/methods.md 1.7: the chosen
 values and the search are recorded).
 """
 

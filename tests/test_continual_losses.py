@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 
 
 def _nspt_by_hand(student, teacher_of, labels, rehearsal, tau):
-    """METHODS.md's NSPT formula written out with Python loops."""
+    """The NSPT formula of docs/methods.md 1.4 written out with Python loops."""
     losses = []
     for i in rehearsal:
         positives = [p for p in rehearsal if labels[p] == labels[i]]

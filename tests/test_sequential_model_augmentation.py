@@ -22,7 +22,7 @@ DRAWS = 3000
 
 
 def reference_views(items: list[int], rng: np.random.Generator, mask_id: int) -> tuple[list[int], list[int]]:
-    """The per-sequence definitions (METHODS.md section 2), one sequence at a time."""
+    """The per-sequence definitions (docs/methods.md 2.2), one sequence at a time."""
     if len(items) <= 1:
         return list(items), list(items)
 

@@ -1,7 +1,7 @@
 """MCLRec's options, both sides of each (issue 8.1): the authors' behaviour by default, the departure on request.
 
 Built on a real RecBole dataset (the tiny synthetic one); losses are checked against a plain
-Python implementation of the definitions in METHODS.md section 2 on vectors small enough to
+Python implementation of the definitions in docs/methods.md section 2 on vectors small enough to
 follow by hand.
 """
 

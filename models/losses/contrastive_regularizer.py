@@ -39,5 +39,5 @@ def regularizer_from_scores(scores: torch.Tensor, partner: torch.Tensor, per_anc
 
 
 def contrastive_regularizer(x: torch.Tensor, y: torch.Tensor, temperature: float = 1.0, per_anchor: bool = True) -> torch.Tensor:
-    """R(x, y) as defined in METHODS.md; per anchor by default, batch-wide on request."""
+    """R(x, y) as defined in docs/methods.md 2.3; per anchor by default, batch-wide on request."""
     return regularizer_from_scores(*pair_similarity(x, y, temperature), per_anchor)

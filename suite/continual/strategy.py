@@ -11,7 +11,7 @@ no task labels, so both loaders are built here with the scenario's ``collate_fn`
 
 Which samples of a batch are rehearsal samples: in class-incremental learning the classes of
 the current experience are disjoint from earlier ones, so R is exactly the set of samples
-whose label is not a class of the current experience (METHODS.md's definition). The mask
+whose label is not a class of the current experience (docs/methods.md 1.3). The mask
 ``rehearsal_mask`` is derived from the labels, which holds for any loader, Avalanche's
 ``ReplayDataLoader`` included. It is computed on the CPU batch before it moves to the device,
 so plugins branch on ``mb_has_rehearsal``/``mb_has_new`` without waiting for the device.

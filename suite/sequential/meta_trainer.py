@@ -1,6 +1,6 @@
 """MCLRec's bilevel meta-trainer: RecBole's ``Trainer`` with the suite's mixins (``checkpointing.py``).
 
-``MetaTrainer`` runs MCLRec's per-batch bilevel optimization (METHODS.md section 2),
+``MetaTrainer`` runs MCLRec's per-batch bilevel optimization (docs/methods.md 2.4),
 as the config key ``meta_optimization`` says:
 
 1. encoder step: augmenters frozen, encoder updated with

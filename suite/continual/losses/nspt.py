@@ -1,4 +1,4 @@
-"""NSPT: negative-student, positive-teacher supervised contrastive loss (COCONUT, METHODS.md 1).
+"""NSPT: negative-student, positive-teacher supervised contrastive loss (COCONUT, docs/methods.md 1.4).
 
 Anchors are the rehearsal samples R of a batch, embedded by the student. Their positives are
 the teacher's embeddings of the rehearsal samples with the same label (the anchor's own
