@@ -21,6 +21,15 @@ from suite.continual.synthetic import build_synthetic_slu
 from suite.tracking import Tracker
 
 
+def suite_methods(family: str = "continual") -> list[str]:
+    """The suite's own methods of one family, read from the registry: a new method file is tested with no edit to the tests."""
+    return [
+        name
+        for name, registration in registry.registrations("method").items()
+        if registration.distribution == registry.BUILTIN_DISTRIBUTION and registry.get("method", name).family == family
+    ]
+
+
 def synthetic_entry(per_class: tuple[int, int, int] = (16, 2, 6)) -> ScenarioEntry:
     return ScenarioEntry(
         name="synthetic-slu",

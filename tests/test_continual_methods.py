@@ -12,6 +12,7 @@ import mlflow
 import mlflow.pytorch
 import pytest
 import torch
+from continual_runs import suite_methods
 from mlflow.tracking import MlflowClient
 
 from scenarios.slu.tokenizer import Tokenizer
@@ -30,7 +31,7 @@ SYNTHETIC = ScenarioEntry(
     options=NoOptions,
     build=lambda options, build: build_synthetic_slu(per_class=(16, 2, 6), seed=build.seed),
 )
-METHODS = ["finetune", "joint", "replay", "ewc", "lwf", "akd", "skd", "coconut"]
+METHODS = suite_methods("continual")
 SUMMARY_KEYS = {"avg_acc", "last_acc", "forgetting", "bwt", "wer"}
 
 

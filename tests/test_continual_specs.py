@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from continual_runs import suite_methods
 
 from suite import spec
 from suite.cli import main
@@ -13,7 +14,7 @@ pytest.importorskip("scenarios.slu.entries")
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
 CONTINUAL = sorted([*RUNS.glob("spoken-*.yaml"), *RUNS.glob("coconut-*.yaml"), RUNS / "quickstart.yaml"])
-METHODS = ["finetune", "joint", "replay", "ewc", "lwf", "akd", "skd", "coconut"]
+METHODS = suite_methods("continual")
 
 
 @pytest.mark.parametrize("path", CONTINUAL, ids=lambda p: p.name)
