@@ -11,14 +11,15 @@ or a method runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from suite.api import MethodEntry, ModelEntry, Options, RunContext
 from suite.continual import options as opts
+from suite.continual.method_setup import MethodSetup, PluginFactory
 from suite.errors import SpecError
+
+__all__ = ["SLU_SEQ2SEQ", "MethodSetup", "PluginFactory", "build_model", "check_point", "continual_method", "run_method"]
 
 
 def build_model(options: opts.SLUModelOptions, *, vocab_size: int, n_mels: int, pad_id: int = 0) -> Any:
@@ -37,24 +38,6 @@ SLU_SEQ2SEQ = ModelEntry(
     build=build_model,
     description="log-mel -> conv subsampling -> Transformer/Conformer encoder -> Transformer decoder (<intent> <sep> transcript)",
 )
-
-
-@dataclass(frozen=True)
-class MethodSetup:
-    """What a method's factory builds its plugins from, once the scenario and the model exist.
-
-    ``scenario`` is the SLU scenario's benchmark object (``SLUBenchmark``: ``.benchmark`` with the
-    Avalanche streams, ``.tokenizer``, ``.collate_fn``, ``.train_size``).
-    """
-
-    scenario: Any
-    model: Any
-    train: opts.ContinualTrain
-    seed: int
-
-
-PluginFactory = Callable[[Any, MethodSetup], list]
-"""``(method options, setup) -> [Avalanche plugins]``: what a continual method adds to the template."""
 
 
 def continual_method(name: str, options: type[Options], make_plugins: PluginFactory, description: str) -> MethodEntry:

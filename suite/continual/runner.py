@@ -29,7 +29,7 @@ import torch
 from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 
 from suite.api import RunContext
-from suite.continual.entries import MethodSetup, PluginFactory
+from suite.continual.method_setup import MethodSetup, PluginFactory
 from suite.continual.metrics import AccuracyMatrix, EpochLosses
 from suite.continual.mlflow_logger import MLflowContinualLogger
 from suite.continual.progress_bar import EpochProgressPlugin
