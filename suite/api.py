@@ -125,6 +125,9 @@ class MethodEntry:
     it after the children finish, one line per grid point, mean and std band over seeds."""
     names_runs_after_model: bool = False
     """Name child runs after the model (``sasrec seed=0``): for trainers that serve many models."""
+    model_family: str | None = None
+    """The family of the models the method trains, when it is not the method's own (continual
+    recommendation trains the sequential family's recommenders)."""
 
 
 @dataclass

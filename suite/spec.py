@@ -358,10 +358,13 @@ def _entry(kind: str, name: str, source: str) -> Any:
 
 
 def _check_families(entries: dict[str, Any], source: str) -> None:
-    families = {kind: entry.family for kind, entry in entries.items()}
-    if len(set(families.values())) > 1:
-        described = ", ".join(f"{kind} '{entries[kind].name}' is {family}" for kind, family in families.items())
-        raise SpecError(f"{source}: scenario, model and method must belong to one family: {described}")
+    """Scenario and method share a family; the model is of the method's ``model_family`` (by default the same)."""
+    method = entries["method"]
+    expected = {"scenario": method.family, "model": method.model_family or method.family, "method": method.family}
+    if any(entries[kind].family != family for kind, family in expected.items()):
+        described = ", ".join(f"{kind} '{entry.name}' is {entry.family}" for kind, entry in entries.items())
+        wanted = f"method '{method.name}' takes a {expected['scenario']} scenario and a {expected['model']} model"
+        raise SpecError(f"{source}: scenario, model and method must fit together: {described}; {wanted}")
 
 
 def _validate_section(kind: str, entry: Any, section: EntrySection, source: str, overrides: list[Override]) -> Any:
