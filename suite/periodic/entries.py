@@ -24,10 +24,9 @@ MCLREC_DEFAULTS = MCLRec.default_config()
 
 
 class PeriodTrainOptions(SequentialTrainOptions):
-    """Training per period (``epochs`` each, no early stopping: a deployed retrain has a fixed budget) and the evaluation cut-off."""
+    """Training per period: ``epochs`` each, no early stopping (a deployed retrain has a fixed budget)."""
 
     epochs: int = Field(default=5, gt=0, description="epochs per period")
-    eval_k: int = Field(default=10, gt=0, description="the k of NDCG@k and HR@k in the period matrices")
     meta_optimization: Literal["two-step", "three-step", "joint"] = Field(
         default=MCLREC_DEFAULTS["meta_optimization"], description="MCLRec-style models only: their meta-trainer's steps"
     )

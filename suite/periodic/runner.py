@@ -38,6 +38,8 @@ from suite.sequential.recbole_trainer import RecBoleTrainer
 from suite.sequential.train_options import check_device
 
 METRICS = ("ndcg", "hr")
+K = 10
+"""The cut-off of NDCG@K and HR@K in the period matrices."""
 
 
 def run(ctx: RunContext, method: PeriodMethod) -> dict[str, float]:
@@ -66,13 +68,13 @@ def run(ctx: RunContext, method: PeriodMethod) -> dict[str, float]:
     periods = len(scenario.counts)
     for period in range(first, periods):
         seconds.append(_train_period(period, method, data, recbole.trainer, train, ctx.run_dir))
-        for name, value in evaluate(data, periods, train.eval_batch_size, train.eval_k).items():
+        for name, value in evaluate(data, periods, train.eval_batch_size, K).items():
             rows[name].append(value)
-        _log_row(ctx, period, rows, seconds, train.eval_k)
+        _log_row(ctx, period, rows, seconds, K)
         method.after_period(period, data, train.eval_batch_size)
         state = {"period": period, "trainer": recbole.trainer.checkpoint_state(period), "method": method.state_dict()}
         ctx.checkpoints.save({**state, "rows": rows, "seconds": seconds, "rng": rng_state()})
-    return _finish(ctx, method, rows, seconds, train.eval_k)
+    return _finish(ctx, method, rows, seconds, K)
 
 
 def _timeline(dataset: Any, periods: int, split_by: str) -> Timeline:
