@@ -23,7 +23,13 @@ from suite.seeding import seed_everything
 from suite.sequential import entries as sequential
 from suite.tracking import Tracker
 
-METHODS = {"rec-finetune": {}, "rec-joint": {}, "rec-replay": {"size": 30}, "ader": {"size": 30}}
+METHODS = {
+    "rec-finetune": ("rec-finetune", {}),
+    "rec-joint": ("rec-joint", {}),
+    "rec-replay": ("rec-replay", {"size": 30}),
+    "rec-replay-herding": ("rec-replay", {"size": 30, "policy": "herding"}),
+    "ader": ("ader", {"size": 30}),
+}
 
 
 def write_timeline_dataset(folder: Path, users: int = 30, steps: int = 12) -> Path:
@@ -102,7 +108,8 @@ class Interrupted(Exception):
     """Stands for the kill: raised after a period's checkpoint was saved."""
 
 
-def _run(method: str, tracker: Tracker, data: Path, run_dir: Path) -> dict[str, float]:
+def _run(case: str, tracker: Tracker, data: Path, run_dir: Path) -> dict[str, float]:
+    method, options = METHODS[case]
     entry = registry.get("method", method)
     run_dir.mkdir()
     ctx = RunContext(
@@ -111,7 +118,7 @@ def _run(method: str, tracker: Tracker, data: Path, run_dir: Path) -> dict[str, 
         scenario_options=RECBOLE_PERIODS.options(path=str(data), experiences=3, max_seq_length=8, min_eval_users=5),
         model_entry=sequential.SASREC,
         model_options=sequential.SASRecOptions(encoder="fused", **SMALL),
-        method_options=entry.options.model_validate(METHODS[method]),
+        method_options=entry.options.model_validate(options),
         train_options=PeriodTrainOptions(epochs=2, train_batch_size=32, eval_batch_size=64, num_threads=1),
         tracker=tracker,
         run_dir=run_dir,
@@ -132,11 +139,11 @@ def _tracker(uri: str, tmp: Path) -> Tracker:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", sorted(METHODS))
-def test_each_method_trains_logs_its_matrices_and_resumes_to_the_same_metrics(method, tmp_path, tracking_uri, monkeypatch):
+@pytest.mark.parametrize("case", sorted(METHODS))
+def test_each_method_trains_logs_its_matrices_and_resumes_to_the_same_metrics(case, tmp_path, tracking_uri, monkeypatch):
     data = write_timeline_dataset(tmp_path / "data")
     whole = _tracker(tracking_uri, tmp_path)
-    expected = _run(method, whole, data, tmp_path / "whole")
+    expected = _run(case, whole, data, tmp_path / "whole")
     for name in ("ndcg", "hr"):
         for key in (f"avg_{name}@10", f"last_{name}@10", f"forgetting_{name}@10", f"bwt_{name}@10"):
             assert math.isfinite(expected[key])
@@ -158,8 +165,8 @@ def test_each_method_trains_logs_its_matrices_and_resumes_to_the_same_metrics(me
     monkeypatch.setattr(runner, "evaluate", evaluate_then_die)
     resumed = _tracker(tracking_uri, tmp_path)
     with pytest.raises(Interrupted):
-        _run(method, resumed, data, tmp_path / "first")
+        _run(case, resumed, data, tmp_path / "first")
     monkeypatch.setattr(runner, "evaluate", original)
-    assert _run(method, resumed, data, tmp_path / "second") == expected | {
-        "train_seconds": pytest.approx(expected["train_seconds"], abs=1e9)
-    }
+    again = _run(case, resumed, data, tmp_path / "second")
+    timed = "train_seconds"  # wall time: the only value a resumed run may not repeat
+    assert {k: v for k, v in again.items() if k != timed} == {k: v for k, v in expected.items() if k != timed}
