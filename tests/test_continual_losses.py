@@ -137,3 +137,84 @@ def test_token_mean_ignores_pad_and_weights_the_intent():
     targets = torch.tensor([[7, 11, 2, 0], [8, 2, 0, 0]])  # [intent, words..., eos, pad]
     assert weighted_token_mean(per_token, targets, pad_id=0).item() == pytest.approx((2 + 1 + 1 + 4 + 1) / 5)
     assert weighted_token_mean(per_token, targets, pad_id=0, intent_weight=3.0).item() == pytest.approx((6 + 1 + 1 + 12 + 1) / 9)
+
+
+def _dcl_by_hand(anchors, positives_of, negatives_of, tau):
+    """DCL's SupCon form with Python loops: each positive's logit against a denominator of negatives only.
+
+    ``positives_of[i]``/``negatives_of[i]``: the vectors anchor i is pulled to / pushed from; anchors
+    without a negative are left out of the mean.
+    """
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))  # noqa: E731
+    losses = []
+    for i, anchor in enumerate(anchors):
+        if not negatives_of[i]:
+            continue
+        log_denominator = math.log(sum(math.exp(dot(anchor, n) / tau) for n in negatives_of[i]))
+        losses.append(-sum(dot(anchor, p) / tau - log_denominator for p in positives_of[i]) / len(positives_of[i]))
+    return sum(losses) / len(losses) if losses else 0.0
+
+
+def test_nspt_dcl_matches_a_loop_and_lies_below_infonce():
+    torch.manual_seed(2)
+    student = torch.nn.functional.normalize(torch.randn(7, 4), dim=1)
+    labels = torch.tensor([0, 1, 0, 1, 2, 3, 3])
+    rehearsal = torch.tensor([True, True, True, True, False, False, False])
+    teacher = torch.nn.functional.normalize(torch.randn(4, 4), dim=1)
+    s, t, y, r = student.tolist(), teacher.tolist(), labels.tolist(), [0, 1, 2, 3]
+    positives_of = [[t[k] for k, p in enumerate(r) if y[p] == y[i]] for i in r]
+    negatives_of = [[s[n] for n in range(len(y)) if y[n] != y[i]] for i in r]
+    expected = _dcl_by_hand([s[i] for i in r], positives_of, negatives_of, 0.3)
+    dcl = nspt_loss(student, teacher, labels, rehearsal, temperature=0.3, variant="dcl")
+    assert dcl.item() == pytest.approx(expected, rel=1e-5)
+    # the positives leave the denominator: every anchor's term, and so the mean, drops below InfoNCE's
+    assert dcl.item() < nspt_loss(student, teacher, labels, rehearsal, temperature=0.3).item()
+
+
+def test_mm_dcl_matches_a_loop_in_both_directions():
+    torch.manual_seed(3)
+    audio, text = torch.randn(5, 3), torch.randn(5, 3)
+    labels = torch.tensor([0, 0, 1, 2, 2])
+    norm = lambda m: torch.nn.functional.normalize(m, dim=1).tolist()  # noqa: E731
+    u, v, y = norm(audio), norm(text), labels.tolist()
+
+    def by_hand(anchors, candidates):
+        positives_of = [[candidates[j] for j in range(5) if y[j] == y[i]] for i in range(5)]
+        negatives_of = [[candidates[j] for j in range(5) if y[j] != y[i]] for i in range(5)]
+        return _dcl_by_hand(anchors, positives_of, negatives_of, 0.5)
+
+    u_to_v, v_to_u = by_hand(u, v), by_hand(v, u)
+    assert supcon_cross_loss(audio, text, labels, 0.5, variant="dcl").item() == pytest.approx(u_to_v, rel=1e-5)
+    assert mm_loss(audio, text, labels, 0.5, variant="dcl").item() == pytest.approx(0.5 * (u_to_v + v_to_u), rel=1e-5)
+    assert mm_loss(audio, text, labels, 0.5, variant="dcl").item() < mm_loss(audio, text, labels, 0.5).item()
+
+
+def test_dcl_anchors_without_negatives_are_left_out_and_gradients_stay_finite():
+    # NSPT: one rehearsal class only, and no new sample: no anchor has a negative
+    student = torch.randn(3, 4, requires_grad=True)
+    teacher = torch.randn(3, 4, requires_grad=True)
+    same_class = torch.tensor([0, 0, 0])
+    loss = nspt_loss(student, teacher, same_class, torch.ones(3, dtype=torch.bool), variant="dcl")
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(student.grad).all() and torch.isfinite(teacher.grad).all()
+    # MM: new samples of a single class have no negative either
+    audio = torch.randn(4, 3, requires_grad=True)
+    loss = mm_loss(audio, torch.randn(4, 3), torch.tensor([1, 1, 1, 1]), variant="dcl")
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(audio.grad).all()
+    # a mixed NSPT batch: the anchor of class 0 has a negative (the new sample), its mean is the one term
+    student = torch.nn.functional.normalize(torch.randn(3, 4), dim=1).requires_grad_(True)
+    labels = torch.tensor([0, 0, 1])
+    rehearsal = torch.tensor([True, True, False])
+    loss = nspt_loss(student, student.detach()[:2], labels, rehearsal, temperature=1.0, variant="dcl")
+    loss.backward()
+    s = student.detach().tolist()
+    expected = _dcl_by_hand(s[:2], [s[:2], s[:2]], [[s[2]], [s[2]]], 1.0)
+    assert loss.item() == pytest.approx(expected, rel=1e-5) and torch.isfinite(student.grad).all()
+
+
+def test_an_unknown_contrastive_variant_is_refused():
+    with pytest.raises(ValueError, match="infonce, dcl"):
+        nspt_loss(torch.randn(2, 3), torch.randn(1, 3), torch.tensor([0, 1]), torch.tensor([True, False]), variant="dcw")
+    with pytest.raises(ValueError, match="got 'nce'"):
+        mm_loss(torch.randn(2, 3), torch.randn(2, 3), torch.tensor([0, 1]), variant="nce")

@@ -13,6 +13,9 @@ them beside the model, puts them in the optimizer, and keeps a frozen copy for t
 
     L = L_seq2seq + nspt_weight * L_nspt + mm_weight * L_mm
 
+Each loss's ``variant`` picks its denominator: ``infonce`` (the paper's, the default) or ``dcl``
+(the positives removed from it; ``losses/dcl.py``); the temperature means the same in both.
+
 Sequence-level distillation (``skd.py``) composes with it as a separate plugin.
 """
 
@@ -27,6 +30,7 @@ from torch import nn
 from models.projection_head import ProjectionHead
 from suite.api import Options
 from suite.continual.entries import MethodSetup, continual_method
+from suite.continual.losses.dcl import Variant
 from suite.continual.losses.mm import mm_loss
 from suite.continual.losses.nspt import nspt_loss
 from suite.continual.options import KDWeight
@@ -40,6 +44,9 @@ from suite.continual.transcript import transcript_mask
 class LossWeight(Options):
     weight: float = Field(1.0, ge=0)
     temperature: float = Field(0.1, gt=0)
+    variant: Variant = Field(
+        "infonce", description="infonce (the paper's) or dcl (decoupled: the positives removed from the denominator, losses/dcl.py)"
+    )
 
 
 class CoconutOptions(Options):
@@ -88,12 +95,14 @@ class CoconutPlugin(TeacherPlugin):
         nspt_temperature: float = 0.1,
         mm_weight: float = 0.1,
         mm_temperature: float = 0.1,
+        nspt_variant: Variant = "infonce",
+        mm_variant: Variant = "infonce",
     ):
         super().__init__()
         self.heads = heads
         self.teacher_heads: CoconutHeads | None = None
-        self.nspt_weight, self.nspt_temperature = nspt_weight, nspt_temperature
-        self.mm_weight, self.mm_temperature = mm_weight, mm_temperature
+        self.nspt_weight, self.nspt_temperature, self.nspt_variant = nspt_weight, nspt_temperature, nspt_variant
+        self.mm_weight, self.mm_temperature, self.mm_variant = mm_weight, mm_temperature, mm_variant
 
     def before_training(self, strategy: Any, **kwargs: Any) -> None:
         """Before Avalanche (re)makes the optimizer for the experience: the heads train, and a resumed optimizer state fits."""
@@ -126,12 +135,12 @@ class CoconutPlugin(TeacherPlugin):
             memory, mask = self.teacher.encode(strategy.mb_x[index], strategy.mb_x_lens[index])
             teacher_z = self.teacher_heads.nspt(self.teacher.pooled(memory, mask))
         student_z = self.heads.nspt(pooled)
-        return nspt_loss(student_z, teacher_z, labels, rehearsal, self.nspt_temperature)
+        return nspt_loss(student_z, teacher_z, labels, rehearsal, self.nspt_temperature, self.nspt_variant)
 
     def mm(self, strategy: Any, pooled_new: torch.Tensor, labels_new: torch.Tensor, tokens_new: torch.Tensor) -> torch.Tensor:
         audio = self.heads.mm_audio(pooled_new)
         text = self.heads.mm_text(transcript_embedding(strategy.model.embedding, tokens_new, strategy.pad_id))
-        return mm_loss(audio, text, labels_new, self.mm_temperature)
+        return mm_loss(audio, text, labels_new, self.mm_temperature, self.mm_variant)
 
 
 def make_plugins(options: CoconutOptions, setup: MethodSetup) -> list[Any]:
@@ -142,7 +151,15 @@ def make_plugins(options: CoconutOptions, setup: MethodSetup) -> list[Any]:
     heads.to(next(model.parameters()).device)
     plugins: list[Any] = [
         replay_plugin(options.replay, setup),
-        CoconutPlugin(heads, options.nspt.weight, options.nspt.temperature, options.mm.weight, options.mm.temperature),
+        CoconutPlugin(
+            heads,
+            options.nspt.weight,
+            options.nspt.temperature,
+            options.mm.weight,
+            options.mm.temperature,
+            nspt_variant=options.nspt.variant,
+            mm_variant=options.mm.variant,
+        ),
     ]
     if options.skd.weight > 0:
         plugins.append(SKDPlugin(options.skd.weight))

@@ -8,6 +8,13 @@ label, so new classes are pushed away from old ones:
 
     L = mean_{i in R} -1/|P(i)| sum_{p in P(i)} log( exp(s_i.t_p/tau) /
             ( sum_{p' in P(i)} exp(s_i.t_p'/tau) + sum_{n in B, y_n != y_i} exp(s_i.s_n/tau) ) )
+
+``variant="dcl"`` (decoupled contrastive learning, ``dcl.py``) is the same SupCon form with the
+positives removed from the denominator, which then holds the student negatives only:
+
+    L = mean_{i in R} -1/|P(i)| sum_{p in P(i)} log( exp(s_i.t_p/tau) / sum_{n in B, y_n != y_i} exp(s_i.s_n/tau) )
+
+averaged over the anchors that have a negative in the batch.
 """
 
 from __future__ import annotations
@@ -16,8 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from suite.continual.losses.dcl import Variant, check_variant, mean_over_anchors_with_negatives, negatives_log_denominator
 
-def nspt_loss(student: Tensor, teacher: Tensor, labels: Tensor, rehearsal: Tensor, temperature: float = 0.1) -> Tensor:
+
+def nspt_loss(
+    student: Tensor, teacher: Tensor, labels: Tensor, rehearsal: Tensor, temperature: float = 0.1, variant: Variant = "infonce"
+) -> Tensor:
     """NSPT loss.
 
     :param student: [B, D] student projections of the whole batch (normalized here).
@@ -25,7 +36,9 @@ def nspt_loss(student: Tensor, teacher: Tensor, labels: Tensor, rehearsal: Tenso
     :param labels: [B] class labels of the batch.
     :param rehearsal: [B] boolean mask of the rehearsal samples R.
     :param temperature: tau.
+    :param variant: ``infonce`` (the paper's: positives and negatives in the denominator) or ``dcl`` (negatives only).
     """
+    check_variant(variant)
     if not bool(rehearsal.any()):
         return student.sum() * 0.0
     z_s = F.normalize(student, dim=-1)
@@ -35,6 +48,11 @@ def nspt_loss(student: Tensor, teacher: Tensor, labels: Tensor, rehearsal: Tenso
     negative = anchor_labels[:, None] != labels[None, :]  # [R, B]
     pos_logits = anchors @ z_t.T / temperature
     neg_logits = anchors @ z_s.T / temperature
+    if variant == "dcl":
+        log_denominator, has_negative = negatives_log_denominator(neg_logits, negative)
+        log_prob = pos_logits - log_denominator[:, None]
+        per_anchor = -(log_prob * positive).sum(1) / positive.sum(1)
+        return mean_over_anchors_with_negatives(per_anchor, has_negative)
     pos_part = torch.logsumexp(pos_logits.masked_fill(~positive, float("-inf")), dim=1)
     neg_part = torch.logsumexp(neg_logits.masked_fill(~negative, float("-inf")), dim=1)
     log_denominator = torch.logaddexp(pos_part, neg_part)
