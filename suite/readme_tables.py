@@ -37,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from suite.errors import SpecError, SuiteError
-from suite.export import PARAM, read_results
+from suite.export import LEADING, PARAM, PROVENANCE, read_results
 from suite.report import CONFIDENCE, PairedDifference, ResultsTable, bullets, column_decimals, results_table
 
 BLOCK = re.compile(r"(^<!-- results: (?P<options>[^\n]*?) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL | re.MULTILINE)
@@ -45,6 +45,7 @@ FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.DOTALL | re.MULTILINE)
 """A fenced code block: a marker shown there is documentation, not a table."""
 DERIVED_COLUMNS = {"wall_minutes": ("wall_seconds", 1 / 60)}
 OPTIONS = ("metrics", "baseline", "paired", "experiments")
+NOT_METRICS = tuple(column for column in (*LEADING, *PROVENANCE) if column != "wall_seconds")
 
 
 @dataclass(frozen=True)
@@ -106,33 +107,44 @@ def results_frame(path: Path, block: Block) -> pd.DataFrame:
             raise SpecError(f"{path}: no experiment '{absent[0]}'; it holds {', '.join(sorted(set(frame['experiment'])))}")
         frame = frame[frame["experiment"].isin(block.experiments)]
     frame = frame.copy()
-    frame["seed"] = pd.to_numeric(frame["seed"]).astype("Int64")
+    frame["seed"] = numbers(frame, "seed", path).astype("Int64")
     for name, (source, factor) in DERIVED_COLUMNS.items():
         if source in frame and name not in frame:
-            frame[name] = pd.to_numeric(frame[source].replace("", math.nan)) * factor
-    known = [c for c in frame.columns if c not in ("experiment", "label", "seed", "status", "run_id", "point", "git_commit")]
-    unknown = [metric for metric in block.metrics if metric not in frame.columns or metric.startswith(PARAM)]
+            frame[name] = numbers(frame, source, path) * factor
+    known = [c for c in frame.columns if c not in NOT_METRICS and not c.startswith(PARAM)]
+    unknown = [metric for metric in block.metrics if metric not in known]
     if unknown:
-        raise SpecError(f"{path}: no metric column '{unknown[0]}'; it has {', '.join(c for c in known if not c.startswith(PARAM))}")
+        raise SpecError(f"{path}: no metric column '{unknown[0]}'; it has {', '.join(known)}")
     for metric in block.metrics:
-        frame[metric] = pd.to_numeric(frame[metric].replace("", math.nan))
+        frame[metric] = numbers(frame, metric, path)
     frame["method.name"] = frame.get(f"{PARAM}method.name")
     return frame.sort_values(["experiment", "label", "seed"], kind="stable")
 
 
+def numbers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """A column of the CSV as numbers (an empty cell: missing); text that is no number is an error naming it."""
+    values = frame[column].replace("", math.nan) if frame[column].dtype == object else frame[column]
+    try:
+        return pd.to_numeric(values)
+    except (ValueError, TypeError) as error:
+        raise SpecError(f"{path}: column '{column}': {error}") from None
+
+
 def markdown(table: ResultsTable, block: Block) -> str:
     """The pipe table: row keys, n, mean ± std per metric, then the paired columns asked for."""
-    keys = table.stats.index.to_frame(index=False)
-    show_experiment = keys["experiment"].nunique() > 1
-    header = [*(["experiment"] if show_experiment else []), "label", "n", *block.metrics]
+    rows_per_experiment = table.stats.index.get_level_values("experiment").value_counts()
+    show_experiment = len(rows_per_experiment) > 1
+    show_label = not show_experiment or bool((rows_per_experiment > 1).any())  # one row per experiment: its name says it
+    header = [*(["experiment"] if show_experiment else []), *(["label"] if show_label else []), "n", *block.metrics]
     decimals = {metric: column_decimals(table.stats[(metric, "mean")]) for metric in block.metrics}
     if table.baseline is not None:
-        header += [f"{metric} Δ vs {table.baseline[1]} [{CONFIDENCE:.0%} CI]" for metric in block.paired]
-    row_keys = 1 + show_experiment  # left-aligned; the numbers right-aligned
+        baseline = table.baseline[1] if show_label else table.baseline[0]
+        header += [f"{metric} Δ vs {baseline} [{CONFIDENCE:.0%} CI]" for metric in block.paired]
+    row_keys = show_experiment + show_label  # left-aligned; the numbers right-aligned
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(":--" if i < row_keys else "--:" for i in range(len(header))) + " |"]
     for row, runs in table.runs.items():
         stats = table.stats.loc[row]
-        cells = [*([row[0]] if show_experiment else []), row[1], str(runs)]
+        cells = [*([row[0]] if show_experiment else []), *([row[1]] if show_label else []), str(runs)]
         for metric in block.metrics:
             cells.append(
                 summary_cell(stats[(metric, "mean")], stats[(metric, "std")], int(stats[(metric, "count")]), runs, decimals[metric])

@@ -133,3 +133,23 @@ def test_python_dash_m_runs_the_same_command(example):
         [sys.executable, "-m", "suite.readme_tables", str(example), "--check"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and "1 results table(s) up to date" in result.stdout, result.stderr
+
+
+def test_a_csv_cell_that_is_no_number_is_exit_2_naming_file_and_column(example):
+    csv = example.parent / "study-example.csv"
+    csv.write_text(csv.read_text().replace("example,method=a,1,FINISHED,82,", "example,method=a,1,FINISHED,eighty,"))
+    result = tables(example)
+    assert result.exit_code == 2 and "study-example.csv: column 'acc'" in result.output and "eighty" in result.output
+
+
+def test_a_csv_of_several_experiments_with_one_row_each_is_labelled_by_experiment(example):
+    csv = example.parent / "study-example.csv"
+    csv.write_text(csv.read_text().replace("example,method=a,", "model-a,method=a,").replace("example,method=b,", "model-b,method=b,"))
+    example.write_text(example.read_text().replace(MARKER, "<!-- results: study-example.csv metrics=acc baseline=model-a -->"))
+    assert tables(example).exit_code == 0
+    lines = [line for line in example.read_text().splitlines() if line.startswith("| ")]
+    assert lines[0] == "| experiment | n | acc | acc Δ vs model-a [95% CI] |"
+    assert lines[2].startswith("| model-a | 3 | 80.0 ± 2.0 | baseline") and lines[3].startswith("| model-b | 3 | 84.0 ± 2.0 | +4.0 [")
+    example.write_text(example.read_text().replace("baseline=model-a", "experiments=model-b"))
+    assert tables(example).exit_code == 0
+    assert [line for line in example.read_text().splitlines() if line.startswith("| ")][2].startswith("| method=b | 3 |")
