@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 from importlib import metadata
 from pathlib import Path
 
@@ -119,17 +118,22 @@ def test_append_keeps_rows_of_another_store_and_new_seeds_join_their_points(stor
     other = {**store, "uri": f"sqlite:///{tmp_path / 'other.db'}"}
     launch(specs.plan(spec_file(tmp_path), ["seeds=[3, 1]"]), other["uri"])  # a new seed, and seed 1 again
     replaced = launch_results("toy-export", other["uri"])
+    newer = dict(zip(zip(replaced["label"], replaced["seed"].astype(int)), replaced["run_id"]))
+    client = MlflowClient(other["uri"])
+    client.set_terminated(newer[(LONG, 3)], "FAILED")  # no finished run of this seed: the failed one is the row
+    client.update_run(newer[(SHORT, 3)], status="RUNNING")  # still running: no row yet
     result = export(other, out, "--append")
     assert result.exit_code == 0, result.output
-    assert "8 row(s), 4 from the store, 4 kept from the file" in result.output
+    assert "7 row(s), 3 from the store, 4 kept from the file" in result.output
     rows = read_results(out)
-    assert rows[["label", "seed"]].values.tolist() == [[label, str(s)] for label in (SHORT, LONG) for s in (0, 1, 2, 3)]
-    newer = dict(zip(zip(replaced["label"], replaced["seed"].astype(int)), replaced["run_id"]))
-    by_key = dict(zip(zip(rows["label"], rows["seed"].astype(int)), rows["run_id"]))
-    assert by_key[(SHORT, 1)] == newer[(SHORT, 1)] and by_key[(SHORT, 0)] == store["expected"][(SHORT, 0)]
-    shutil.copy(out, tmp_path / "before.csv")
+    expected = [[SHORT, "0"], [SHORT, "1"], [SHORT, "2"], [LONG, "0"], [LONG, "1"], [LONG, "2"], [LONG, "3"]]
+    assert rows[["label", "seed"]].values.tolist() == expected
+    by_key = dict(zip(zip(rows["label"], rows["seed"].astype(int)), zip(rows["run_id"], rows["status"])))
+    assert by_key[(SHORT, 1)] == (newer[(SHORT, 1)], "FINISHED")  # the store's run replaces the file's
+    assert by_key[(SHORT, 0)] == (store["expected"][(SHORT, 0)], "FINISHED")  # kept from the file
+    assert by_key[(LONG, 3)] == (newer[(LONG, 3)], "FAILED")
     assert export(other, out).exit_code == 0  # without --append the file is the store's rows only
-    assert len(read_results(out)) == 4
+    assert len(read_results(out)) == 3
 
 
 def test_readme_table_from_the_exported_csv_pairs_by_seed(store, tmp_path):
