@@ -229,3 +229,40 @@ def test_combined_run_logs_every_part_term_and_resumes_to_the_uninterrupted_metr
     resumed = entry.run(ctx)
     reference.pop("train_seconds"), resumed.pop("train_seconds")
     assert resumed == reference
+
+
+@pytest.mark.slow
+def test_a_launch_of_coconut_against_coconut_plus_skd_exports_and_tabulates(fsc_root, tracking_uri, tmp_path):
+    """The chain a study takes: `suite run` with the composed method in a grid, `suite export`, the README table."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from suite.export import read_results
+    from suite.readme_tables import Block, render_block
+
+    spec = tmp_path / "pair.yaml"
+    spec.write_text(
+        "experiment: pair\nseeds: [0, 1]\n"
+        f"scenario: {{name: fsc, root: {fsc_root}, num_experiences: 2, features: {{n_mels: 20}}}}\n"
+        "model: {name: slu-seq2seq, preset: tiny}\nmethod: {name: coconut}\n"
+        "train: {epochs: 1, batch_size: 4, num_threads: 1, checkpoint: false, echo: false}\n"
+        "grid:\n  method:\n"
+        "    - {name: coconut, replay: {size: 4, batch_size_mem: 2}}\n"
+        "    - {name: combine, replay: {size: 4, batch_size_mem: 2}, parts: {coconut: {}, skd: {skd: {weight: 0.5}}}}\n"
+        "report: {metrics: [avg_acc, last_acc], baseline: method=coconut}\n"
+    )
+    ran = CliRunner().invoke(main, ["run", str(spec), "-q"])
+    assert ran.exit_code == 0, ran.output
+    out = tmp_path / "results" / "pair.csv"
+    exported = CliRunner().invoke(main, ["export", "pair", "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    rows = read_results(out)
+    assert rows[["label", "seed"]].values.tolist() == [[f"method={name}", seed] for name in ("coconut", "combine") for seed in "01"]
+    combined = rows[rows["label"] == "method=combine"].iloc[0]
+    assert combined["params.method.parts.skd.skd.weight"] == "0.5" and combined["params.method.replay.size"] == "4"
+    assert rows[rows["label"] == "method=coconut"]["params.method.parts.skd.skd.weight"].tolist() == ["", ""]
+    params = MlflowClient(tracking_uri).get_run(combined["run_id"]).data.params
+    assert json.loads(params["derived.plugins"]) == ["Seq2SeqReplayPlugin", "CoconutPlugin", "SKDPlugin"]
+    table = render_block(Block.parse('results/pair.csv metrics=avg_acc,last_acc baseline="method=coconut"', "README"), tmp_path)
+    assert "| method=coconut | 2 |" in table and "| method=combine | 2 |" in table and "| baseline |" in table
