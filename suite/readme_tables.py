@@ -131,29 +131,28 @@ def numbers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
 
 
 def markdown(table: ResultsTable, block: Block) -> str:
-    """The pipe table: row keys, n, mean ± std per metric, then the paired columns asked for."""
+    """The pipe table (pandas' ``to_markdown``): row keys, n, mean ± std per metric, then the paired columns asked for."""
     rows_per_experiment = table.stats.index.get_level_values("experiment").value_counts()
     show_experiment = len(rows_per_experiment) > 1
     show_label = not show_experiment or bool((rows_per_experiment > 1).any())  # one row per experiment: its name says it
-    header = [*(["experiment"] if show_experiment else []), *(["label"] if show_label else []), "n", *block.metrics]
-    decimals = {metric: column_decimals(table.stats[(metric, "mean")]) for metric in block.metrics}
-    if table.baseline is not None:
-        baseline = table.baseline[1] if show_label else table.baseline[0]
-        header += [f"{metric} Δ vs {baseline} [{CONFIDENCE:.0%} CI]" for metric in block.paired]
+    keys = table.stats.index.to_frame(index=False)
+    cells = keys[[*(["experiment"] if show_experiment else []), *(["label"] if show_label else [])]].copy()
+    cells["n"] = table.runs.to_numpy()
+    for metric in block.metrics:
+        decimals = column_decimals(table.stats[(metric, "mean")])
+        rows = zip(table.stats[metric][["mean", "std", "count"]].itertuples(index=False, name=None), table.runs)
+        cells[metric] = [summary_cell(mean, std, int(count), runs, decimals) for (mean, std, count), runs in rows]
+        if table.baseline is not None and metric in block.paired:
+            baseline = table.baseline[1] if show_label else table.baseline[0]
+            cells[f"{metric} Δ vs {baseline} [{CONFIDENCE:.0%} CI]"] = [
+                "baseline" if row == table.baseline else paired_cell(table.paired.get((row, metric)), runs, decimals)
+                for row, runs in table.runs.items()
+            ]
+    paired = [column for column in cells.columns if " Δ vs " in column]
+    cells = cells[[column for column in cells.columns if column not in paired] + paired]  # the paired columns last
     row_keys = show_experiment + show_label  # left-aligned; the numbers right-aligned
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(":--" if i < row_keys else "--:" for i in range(len(header))) + " |"]
-    for row, runs in table.runs.items():
-        stats = table.stats.loc[row]
-        cells = [*([row[0]] if show_experiment else []), *([row[1]] if show_label else []), str(runs)]
-        for metric in block.metrics:
-            cells.append(
-                summary_cell(stats[(metric, "mean")], stats[(metric, "std")], int(stats[(metric, "count")]), runs, decimals[metric])
-            )
-        if table.baseline is not None:
-            for metric in block.paired:
-                cells.append("baseline" if row == table.baseline else paired_cell(table.paired.get((row, metric)), runs, decimals[metric]))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    align = ["left"] * row_keys + ["right"] * (len(cells.columns) - row_keys)
+    return cells.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def summary_cell(mean: float, std: float, count: int, runs: int, decimals: int) -> str:

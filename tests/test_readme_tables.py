@@ -37,9 +37,14 @@ def tables(*args: str):
     return CliRunner().invoke(main, ["readme-tables", *map(str, args)])
 
 
+def pipe_table(text: str) -> list[list[str]]:
+    """The cells of the pipe tables in ``text``, header first, rule lines left out."""
+    lines = [line for line in text.splitlines() if line.startswith("|") and not set(line) <= set("|:- ")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
 def table_rows(readme: Path) -> list[list[str]]:
-    lines = [line for line in readme.read_text().splitlines() if line.startswith("| ")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    return pipe_table(readme.read_text())[1:]
 
 
 def test_the_repository_readme_tables_match_their_csvs():
@@ -55,7 +60,10 @@ def test_the_example_is_up_to_date_and_a_changed_csv_value_fails_the_check(examp
     before = example.read_text()
     stale = tables(example, "--check")
     assert stale.exit_code == 1
-    assert "-| method=b | 3 | 84.0 ± 2.0 |" in stale.output and "+| method=b | 3 | 87.3 ± 4.2 |" in stale.output
+    removed = pipe_table("\n".join(line[1:] for line in stale.output.splitlines() if line.startswith("-|")))
+    added = pipe_table("\n".join(line[1:] for line in stale.output.splitlines() if line.startswith("+|")))
+    assert [row[:3] for row in removed if row[0] == "method=b"] == [["method=b", "3", "84.0 ± 2.0"]]
+    assert [row[:3] for row in added if row[0] == "method=b"] == [["method=b", "3", "87.3 ± 4.2"]]
     assert example.read_text() == before  # --check changes nothing
     fixed = tables(example)
     assert fixed.exit_code == 0 and "1 results table(s) regenerated" in fixed.output
@@ -66,8 +74,8 @@ def test_the_example_is_up_to_date_and_a_changed_csv_value_fails_the_check(examp
 
 
 def test_cells_are_mean_std_over_finished_runs_and_the_paired_t_interval(example):
-    header = next(line for line in example.read_text().splitlines() if line.startswith("| "))
-    assert header == "| label | n | acc | wer | wall_minutes | acc Δ vs method=a [95% CI] |"
+    header = pipe_table(example.read_text())[0]
+    assert header == ["label", "n", "acc", "wer", "wall_minutes", "acc Δ vs method=a [95% CI]"]
     (a, b) = table_rows(example)
     assert a[:3] == ["method=a", "3", f"{statistics.mean(ACC['method=a']):.1f} ± {statistics.stdev(ACC['method=a']):.1f}"]
     assert b[1] == "3"  # the FAILED run of seed 3 is left out
@@ -147,9 +155,10 @@ def test_a_csv_of_several_experiments_with_one_row_each_is_labelled_by_experimen
     csv.write_text(csv.read_text().replace("example,method=a,", "model-a,method=a,").replace("example,method=b,", "model-b,method=b,"))
     example.write_text(example.read_text().replace(MARKER, "<!-- results: study-example.csv metrics=acc baseline=model-a -->"))
     assert tables(example).exit_code == 0
-    lines = [line for line in example.read_text().splitlines() if line.startswith("| ")]
-    assert lines[0] == "| experiment | n | acc | acc Δ vs model-a [95% CI] |"
-    assert lines[2].startswith("| model-a | 3 | 80.0 ± 2.0 | baseline") and lines[3].startswith("| model-b | 3 | 84.0 ± 2.0 | +4.0 [")
+    header, first, second = pipe_table(example.read_text())
+    assert header == ["experiment", "n", "acc", "acc Δ vs model-a [95% CI]"]
+    assert first == ["model-a", "3", "80.0 ± 2.0", "baseline"] and second[:3] == ["model-b", "3", "84.0 ± 2.0"]
+    assert second[3].startswith("+4.0 [")
     example.write_text(example.read_text().replace("baseline=model-a", "experiments=model-b"))
     assert tables(example).exit_code == 0
-    assert [line for line in example.read_text().splitlines() if line.startswith("| ")][2].startswith("| method=b | 3 |")
+    assert [row[:2] for row in table_rows(example)] == [["method=b", "3"]]
