@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 COMPAT_VENV ?= .venv-compat
 COMPAT_BIN := $(COMPAT_VENV)/bin
 
-.PHONY: demo test bench lock compat clean-runs
+.PHONY: demo test bench lock compat clean-runs tables
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+# The README's measured tables, regenerated from the per-seed CSVs under results/ (`suite export` writes them).
+tables: $(STAMP)
+	$(BIN)/suite readme-tables README.md
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

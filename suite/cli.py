@@ -1,4 +1,4 @@
-"""The ``suite`` command: run, sweep, tune, resume, show, list, runs, report, ui.
+"""The ``suite`` command: run, sweep, tune, resume, show, list, runs, report, export, readme-tables, ui.
 
 Exit codes (the README's contract): 0 everything finished; 2 bad input, one line on stderr,
 and no MLflow run created (every check runs before the first run exists); 1 a run failed
@@ -314,6 +314,43 @@ def report(
         click.echo("\n" + bullets(made.notes))
     else:  # keep the CSV or LaTeX clean for pasting: notes go to stderr
         click.echo("\n".join(made.notes), err=True)
+
+
+@main.command(name="export")
+@click.argument("experiments", nargs=-1, required=True, metavar="EXPERIMENT...")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The CSV to write (e.g. results/NAME.csv).")
+@click.option("--launch", default="all", show_default=True, help="Whose runs: 'all' launches, the 'latest', or a parent run id.")
+@click.option(
+    "--append", is_flag=True, help="Keep the file's rows whose settings and seed the store does not have (runs from another store)."
+)
+@_tracking
+@_common
+@_guarded
+def export_command(experiments: tuple[str, ...], out: Path, launch: str, append: bool, tracking_uri: str | None) -> None:
+    """Write one CSV row per child run of EXPERIMENT... (every final metric, wall time, commit, settings), to commit."""
+    from suite.export import export
+
+    written = export(experiments, out, tracking_uri or default_tracking_uri(), launch, append)
+    kept = f", {written.kept} kept from the file" if append else ""
+    click.echo(f"{out}: {len(written.rows)} row(s), {written.from_store} from the store{kept}")
+
+
+@main.command(name="readme-tables")
+@click.argument("readme", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 with a diff when a table does not match its CSV.")
+@_common
+@_guarded
+def readme_tables(readme: Path, check: bool) -> None:
+    """Regenerate README's measured tables (between <!-- results: CSV ... --> markers) from the results CSVs."""
+    from suite.readme_tables import update
+
+    outcome = update(readme, check)
+    if check and outcome.diff:
+        click.echo(outcome.diff.rstrip("\n"))
+        click.echo(f"{readme}: tables differ from their CSVs; run `suite readme-tables {readme}` (make tables)", err=True)
+        sys.exit(EXIT_RUN_FAILED)
+    state = "up to date" if not outcome.diff else "regenerated"
+    click.echo(f"{readme}: {outcome.blocks} results table(s) {state}")
 
 
 @main.command()

@@ -58,6 +58,17 @@ def continual_method(name: str, options: type[Options], make_plugins: PluginFact
     )
 
 
+def plugin_factory(entry: MethodEntry) -> PluginFactory | None:
+    """The plugin factory of a method that ``continual_method`` made, else None (a method with its own run).
+
+    What lets one method build another's plugins (``combine.py``) without knowing it by name.
+    """
+    run = entry.run
+    if isinstance(run, partial) and run.func is run_method:
+        return run.keywords["make_plugins"]
+    return None
+
+
 def check_point(point: Any) -> None:
     """Pre-flight (before any MLflow run): the model is the SLU model, the device asked for exists here."""
     if point.model.family != "continual":
