@@ -3,7 +3,7 @@
 A table lives between two markers, each at the start of a line outside fenced code; the opening
 one says where its data is and what to show:
 
-    <!-- results: results/study-coconut-skd.csv metrics=avg_acc,last_acc,wer paired=avg_acc baseline="method=coconut" -->
+    <!-- results: results/study-coconut.csv metrics=avg_acc,last_acc,wer paired=avg_acc baseline="method=replay" -->
     ... generated: do not edit by hand ...
     <!-- /results -->
 

@@ -32,6 +32,8 @@ SYNTHETIC = ScenarioEntry(
     build=lambda options, build: build_synthetic_slu(per_class=(16, 2, 6), seed=build.seed),
 )
 METHODS = suite_methods("continual")
+REQUIRED_OPTIONS = {"combine": {"parts": {"coconut": {}, "skd": {}}}}
+"""Options a method cannot run without (the methods it combines)."""
 SUMMARY_KEYS = {"avg_acc", "last_acc", "forgetting", "bwt", "wer"}
 
 
@@ -49,6 +51,7 @@ def run_method(store, method, seed=0, epochs=6, method_options=None, **train):
     run = client.create_run(experiment)
     entry = registry.get("method", method)
     options = {"replay": {"size": 24}} if "replay" in entry.options.model_fields else {}
+    options.update(REQUIRED_OPTIONS.get(method, {}))
     options.update(method_options or {})
     run_dir = Path(root) / run.info.run_id
     run_dir.mkdir()
