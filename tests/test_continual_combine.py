@@ -60,8 +60,8 @@ def test_the_resolved_spec_fills_each_part_with_its_defaults_and_keeps_the_buffe
     assert method["replay"] == {"size": 0.01, "policy": "reservoir", "batch_size_mem": 16}
     assert list(method["parts"]) == ["coconut", "skd"]  # plugin order as listed
     assert method["parts"]["coconut"] == {
-        "nspt": {"weight": 0.3, "temperature": 0.1},
-        "mm": {"weight": 0.3, "temperature": 0.1},
+        "nspt": {"weight": 0.3, "temperature": 0.1, "variant": "infonce"},
+        "mm": {"weight": 0.3, "temperature": 0.1, "variant": "infonce"},
         "skd": {"weight": 0.0},
         "proj_dim": None,
     }
