@@ -140,10 +140,14 @@ class MetaTrainerOptions(Options):
 
 
 def run_recbole_trainer(ctx: RunContext) -> dict[str, float]:
-    """RecBole's own training loop (suite-owned checkpoints) for any sequential model."""
+    """RecBole's own training loop (suite-owned checkpoints) for any sequential model; S3Rec pre-trains first."""
     from suite.sequential.pipeline import run_sequential
+    from suite.sequential.pretraining import needs_pretraining, run_pretrained
     from suite.sequential.recbole_trainer import RecBoleTrainer
 
+    model_class, _ = ctx.model_entry.build(ctx.model_options)
+    if needs_pretraining(model_class):
+        return run_pretrained(ctx, RecBoleTrainer)
     return run_sequential(ctx, RecBoleTrainer)
 
 
