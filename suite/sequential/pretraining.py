@@ -8,7 +8,8 @@ the run's own folder: the pre-training run lives in ``<run>/pretrain`` and leave
 ``<run>/saved/pretrained.pth`` (a state dict only: RecBole's own file pickles its Config,
 which torch >= 2.6 refuses to load); the fine-tuning is an ordinary suite run
 (``pipeline.run_sequential``: MLflow, checkpoints, resume). Pre-training losses are logged as
-``pretrain.loss`` (step = epoch). A resumed run finds the file and does not pre-train again.
+``pretrain.loss`` (step = epoch). A resumed run (a fresh run folder) pre-trains again, from the
+same seed, then continues the fine-tuning from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _pretrain_log(ctx: RunContext) -> Any:
 
 
 def run_pretrained(ctx: RunContext, trainer_class: type) -> dict[str, float]:
-    """Pre-train (unless this run's folder already holds the weights), then fine-tune as a suite run."""
+    """Pre-train (unless the run's folder already holds the weights), then fine-tune as a suite run."""
     target = (Path(ctx.run_dir) / "saved" / PRETRAINED_FILE).resolve()
     if not target.is_file():
         pretrain(ctx, target)
