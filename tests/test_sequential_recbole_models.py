@@ -63,6 +63,10 @@ def test_options_are_recbole_yaml_keys_typed_by_their_declared_types() -> None:
     assert R.ENTRIES["GRU4RecCPR"].options().use_proj_bias is True  # "use_proj_bias: 1  # (bool)"
     assert R.ENTRIES["GCSAN"].options().weight == 0.6  # no declared type: the default's
     assert "train_stage" not in R.ENTRIES["S3Rec"].options.model_fields  # the suite runs both stages
+    with pytest.raises(SpecError, match=r"(?i)model.loss_type: input should be 'BPR'"):  # "Range in ['BPR']"
+        _resolve({"name": "fpmc", "loss_type": "CE"})
+    with pytest.raises(SpecError, match=r"model.dnn_type: input should be 'trm' or 'ave'"):
+        _resolve({"name": "core", "dnn_type": "rnn"})
 
 
 def test_unknown_key_wrong_type_and_code_strings_are_spec_errors() -> None:

@@ -19,7 +19,7 @@ whole model (GRU4RecF, SASRecF, FDSA), a knowledge graph, or CTR labels.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, create_model, model_validator
 
@@ -117,10 +117,20 @@ DECLARED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:[^#\n]*#[ \t]*\(([a-z ]+
 """RecBole's model files declare each key's type in a comment: ``dropout_prob: 0.3  # (float) ...``."""
 
 
+RANGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:[^#\n]*#[^\n]*Range in `*\[([^\]\n]*)\]", re.M)
+"""... and the values a string key takes: ``loss_type: 'CE'  # (str) ... Range in ['BPR', 'CE'].``"""
+
+
 def declared_types(name: str) -> dict[str, Any]:
-    """The types a model's defaults file declares in its comments (``global_ratio: 1  # (float)`` is a float)."""
+    """The types a model's defaults file declares in its comments (``global_ratio: 1  # (float)`` is a float;
+    a string with a declared range is one of its values: ``loss_type`` of FPMC is ``Literal['BPR']``)."""
     text = recbole_model_file(name).read_text(encoding="utf-8")
-    return {key: DECLARED_TYPES[kind] for key, kind in DECLARED.findall(text) if kind in DECLARED_TYPES}
+    types = {key: DECLARED_TYPES[kind] for key, kind in DECLARED.findall(text) if kind in DECLARED_TYPES}
+    for key, values in RANGE.findall(text):
+        choices = tuple(value.strip(" '\"") for value in values.split(","))
+        if types.get(key, str) is str and all(choices):
+            types[key] = Literal[choices]
+    return types
 
 
 def _field(value: Any, declared: Any = None) -> tuple[Any, Any]:
