@@ -229,3 +229,16 @@ def test_duorec_terms_on_a_real_batch_are_the_losses_of_its_views(workspace: Pat
     rows = {tuple(row.tolist()): index for index, row in enumerate(run.train_data._dataset.inter_feat[model.ITEM_SEQ])}
     drawn_targets = run.train_data._dataset.inter_feat[model.POS_ITEM_ID][[rows[tuple(row.tolist())] for row in positives]]
     assert torch.equal(drawn_targets, targets)  # every supervised positive is a training sequence with the same target
+
+
+def test_the_guard_knows_the_new_string_keys() -> None:
+    from suite.sequential.recbole_strings import guard_config
+
+    assert guard_config({"weight_mode": "", "reranker_CAN_NUM": "500,100,20", "pre_model_path": ""})["weight_mode"] == "''"
+    refused = (("weight_mode", "os.system"), ("reranker_CAN_NUM", "1+1"), ("pre_model_path", "saved/x.pth"), ("item_attribute", "a b"))
+    for key, value in refused:
+        with pytest.raises(SpecError, match=f"RecBole config key '{key}'"):
+            guard_config({key: value})
+    assert R.SASRECCPR.options(reranker_CAN_NUM="500,100,20").reranker_CAN_NUM == "500,100,20"
+    with pytest.raises(ValueError, match="partition sizes"):
+        R.SASRECCPR.options(reranker_CAN_NUM="500;100")
