@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.losses import cl2_terms, info_nce
+from models.losses import cl2_terms, contrastive_loss, pair_similarity
 from models.sasrec import FusedSASRec, choice
 from models.sequence_augmentation import AugmentedViews, SequenceAugmentation
 
@@ -60,6 +60,7 @@ class MCLRec(FusedSASRec):
         self.per_anchor = choice("regularizer_scope", config["regularizer_scope"], ("per_anchor", "batch")) == "per_anchor"
         self.temperature = float(config["cl_temperature"])
         self.cl2_temperature = float(config["cl2_temperature"])
+        self.cl_loss = contrastive_loss(config["cl_loss"])
         self.mask_item = choice("aug_mask_item", config["aug_mask_item"], ("padding", "token"))
         self.augmenter_init = choice("augmenter_init", config["augmenter_init"], ("pytorch", "sasrec"))
 
@@ -143,7 +144,7 @@ class MCLRec(FusedSASRec):
         h, h1, h2 = self.encode_batch(interaction, views)
         terms = {"rec": self.rec_loss(h, interaction[self.POS_ITEM_ID])}
         if self.use_cl1:
-            terms["cl1"] = self.cl1_weight * info_nce(h1, h2, self.temperature)
+            terms["cl1"] = self.cl1_weight * self.cl_loss(*pair_similarity(h1, h2, self.temperature))
         if self.has_augmenters:
             terms.update(self._meta_terms(h1, h2, self.cl2_weight, self.cl2_weight * self.regularizer_weight))
         return terms
@@ -161,7 +162,7 @@ class MCLRec(FusedSASRec):
     def _meta_terms(self, h1: torch.Tensor, h2: torch.Tensor, cl2_scale: float, regularizer_scale: float) -> dict[str, torch.Tensor]:
         augmenter1, augmenter2 = self.augmenter_pair()
         z1, z2 = augmenter1(h1), augmenter2(h2)
-        cl2, regularizer = cl2_terms(h1, h2, z1, z2, self.cl2_temperature, self.per_anchor, self.use_regularizer)
+        cl2, regularizer = cl2_terms(h1, h2, z1, z2, self.cl2_temperature, self.per_anchor, self.use_regularizer, self.cl_loss)
         terms = {"cl2": cl2_scale * cl2}
         if self.use_regularizer:
             terms["reg"] = regularizer_scale * regularizer

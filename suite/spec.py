@@ -461,6 +461,8 @@ def _describe(error: ValidationError, model: type[BaseModel], prefix: tuple[str,
         message = f"{where}: unknown key '{key}'{_did_you_mean(loc[-1], known)}"
     elif first["type"] == "missing":
         message = f"{where}: missing required key '{key}'"
+    elif first["type"] == "value_error":  # a validator's own message: its case is meaningful (names, keys)
+        message = f"{where}: {key}: {first['msg'].removeprefix('Value error, ')}, got {_short(repr(first.get('input')))}"
     else:
         message = f"{where}: {key}: {first['msg'].lower()}, got {_short(repr(first.get('input')))}"
     if len(problems) > 1:

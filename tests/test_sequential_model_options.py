@@ -192,3 +192,29 @@ def test_bad_choices_name_the_key(build) -> None:
         build(aug_mask_item="zero")
     with pytest.raises(ValueError, match="augmenter_init"):
         build(augmenter_init="xavier")
+
+
+# -- the contrastive loss: InfoNCE (the paper's) or DCL -----------------------------------
+
+
+def _hand_dcl(x, y) -> float:
+    positives, negatives = _scores(x, y)
+    return sum(-p + math.log(sum(math.exp(n) for n in ns)) for p, ns in zip(positives, negatives)) / len(positives)
+
+
+def test_cl_loss_dcl_swaps_l_con_in_cl1_and_cl2_and_nothing_else(build, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = build(cl_loss="dcl", cl1_weight=0.5)
+    _fix_augmenters(model)
+    monkeypatch.setattr(model, "encode_views", lambda views: (H1, H2))
+    monkeypatch.setattr(model, "encode_batch", lambda interaction, views: (None, H1, H2))
+    monkeypatch.setattr(model, "rec_loss", lambda h, items: torch.tensor(0.0))
+    h1, h2, z1, z2 = H1.tolist(), H2.tolist(), [Z1, Z1], [Z2, Z2]
+    _, regularizer = _hand_terms()
+    augmenter = model.augmenter_loss_terms(views=None)
+    assert augmenter["cl2"].item() == pytest.approx(_hand_dcl(z1, z2) + _hand_dcl(h1, z2) + _hand_dcl(h2, z1), rel=1e-6)
+    assert augmenter["reg"].item() == pytest.approx(0.1 * regularizer, rel=1e-6)  # R does not depend on the loss choice
+    encoder = model.encoder_loss_terms({model.POS_ITEM_ID: None}, views=None)
+    assert encoder["cl1"].item() == pytest.approx(0.5 * _hand_dcl(h1, h2), rel=1e-6)
+    assert _hand_dcl(h1, h2) < _hand_info_nce(h1, h2)
+    with pytest.raises(ValueError, match="cl_loss"):
+        build(cl_loss="ntxent")

@@ -38,12 +38,27 @@ def pair_scores(x: torch.Tensor, y: torch.Tensor, temperature: float = 1.0) -> t
     return scores[rows, partner], negatives
 
 
-def info_nce_from_scores(scores: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
-    """InfoNCE from ``pair_similarity``'s result (shared with the regularizer R in L_cl2)."""
-    itself = torch.eye(scores.size(0), dtype=torch.bool, device=scores.device)
-    return F.cross_entropy(scores.masked_fill(itself, float("-inf")), partner)
+def info_nce_from_scores(scores: torch.Tensor, partner: torch.Tensor, negatives: torch.Tensor | None = None) -> torch.Tensor:
+    """InfoNCE from ``pair_similarity``'s result (shared with the regularizer R in L_cl2).
+
+    ``negatives`` [2B, 2B] (default ``negatives_mask``) narrows which columns are negatives,
+    e.g. DuoRec drops the samples that share the anchor's target; the partner always stays.
+    """
+    if negatives is None:
+        kept = ~torch.eye(scores.size(0), dtype=torch.bool, device=scores.device)
+    else:
+        kept = negatives.clone()
+        kept[torch.arange(scores.size(0), device=scores.device), partner] = True
+    return F.cross_entropy(scores.masked_fill(~kept, float("-inf")), partner)
 
 
-def info_nce(x: torch.Tensor, y: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def info_nce(x: torch.Tensor, y: torch.Tensor, temperature: float = 1.0, negatives: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over the 2|B| anchors of -log softmax(positive | positive and 2(|B|-1) negatives)."""
-    return info_nce_from_scores(*pair_similarity(x, y, temperature))
+    return info_nce_from_scores(*pair_similarity(x, y, temperature), negatives)
+
+
+def same_group_negatives(groups: torch.Tensor) -> torch.Tensor:
+    """Negatives [2B, 2B] of a pair of view batches whose samples i, j with equal ``groups`` [B] are no negatives
+    of each other (DuoRec: samples with the same target item); the anchor and its partner are excluded as always."""
+    same = groups.unsqueeze(0) == groups.unsqueeze(1)
+    return ~same.repeat(2, 2)

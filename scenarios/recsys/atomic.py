@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -300,4 +301,16 @@ def write_subset(frame: pd.DataFrame, source: Path, fields: AtomicFields, max_us
             tmp.replace(target)
         finally:
             tmp.unlink(missing_ok=True)
+    _copy_item_file(source.with_suffix(".item"), folder / f"{name}.item")
     return name, folder.parent
+
+
+def _copy_item_file(source: Path, target: Path) -> None:
+    """The source's item features beside the subset (models that read item attributes, e.g. S3Rec, load them)."""
+    if source.is_file() and not target.is_file():
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        try:
+            shutil.copyfile(source, tmp)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)

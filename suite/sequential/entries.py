@@ -1,4 +1,4 @@
-"""Registry objects of the sequential family: SASRec, CL4SRec, MCLRec and their trainers.
+"""Registry objects of the sequential family: SASRec, CL4SRec, DuoRec, MCLRec and their trainers.
 
 Models build to ``(RecBole model class, config fragment)``; methods run one seed through
 ``suite.sequential.pipeline``. Every option is a pydantic field (unknown keys are errors),
@@ -14,6 +14,7 @@ from recbole.model.sequential_recommender import SASRec
 
 from models.cl4srec import CL4SRec
 from models.defaults import read_defaults, recbole_model_file
+from models.duorec import DuoRec
 from models.mclrec import TRAINER_KEYS, MCLRec
 from models.sasrec import FusedSASRec
 from suite.api import MethodEntry, ModelEntry, NoOptions, Options, RunContext
@@ -24,6 +25,7 @@ SASREC_DEFAULTS = read_defaults([recbole_model_file("SASRec")])
 FUSED_SASREC_DEFAULTS = FusedSASRec.default_config()
 MCLREC_DEFAULTS = MCLRec.default_config()
 CL4SREC_DEFAULTS = CL4SRec.default_config()
+DUOREC_DEFAULTS = DuoRec.default_config()
 
 
 class EncoderOptions(Options):
@@ -64,6 +66,9 @@ class ContrastiveOptions(EncoderOptions):
     aug_mask_ratio: float = Field(default=MCLREC_DEFAULTS["aug_mask_ratio"], ge=0, le=1, description="mu")
     aug_reorder_ratio: float = Field(default=MCLREC_DEFAULTS["aug_reorder_ratio"], ge=0, le=1, description="rho")
     aug_mask_item: Literal["padding", "token"] = MCLREC_DEFAULTS["aug_mask_item"]
+    cl_loss: Literal["infonce", "dcl"] = Field(
+        default=MCLREC_DEFAULTS["cl_loss"], description="L_con: infonce (the papers') or dcl (decoupled, positive out of the denominator)"
+    )
 
 
 class CL4SRecOptions(ContrastiveOptions):
@@ -89,6 +94,21 @@ class MCLRecOptions(ContrastiveOptions):
     cl2_temperature: float = Field(default=MCLREC_DEFAULTS["cl2_temperature"], gt=0, description="tau of L_cl2 and R")
 
 
+class DuoRecOptions(EncoderOptions):
+    """DuoRec: dropout and same-target contrastive views (``models/duorec.yaml``: the authors' configuration)."""
+
+    encoder: Literal["fused", "recbole"] = FUSED_SASREC_DEFAULTS["encoder"]
+    contrast: Literal["us_x", "un", "su", "us"] = Field(
+        default=DUOREC_DEFAULTS["contrast"], description="us_x: dropout view vs same-target sequence (the authors'); un, su, us"
+    )
+    unsup_weight: float = Field(default=DUOREC_DEFAULTS["unsup_weight"], ge=0, description="lambda of the dropout term (lmd)")
+    sup_weight: float = Field(default=DUOREC_DEFAULTS["sup_weight"], ge=0, description="lambda of the same-target term (lmd_sem)")
+    cl_temperature: float = Field(default=DUOREC_DEFAULTS["cl_temperature"], gt=0, description="tau")
+    cl_similarity: Literal["dot", "cos"] = DUOREC_DEFAULTS["cl_similarity"]
+    mask_same_target: bool = Field(default=DUOREC_DEFAULTS["mask_same_target"], description="same-target samples are no negatives")
+    cl_loss: Literal["infonce", "dcl"] = DUOREC_DEFAULTS["cl_loss"]
+
+
 def model_fragment(defaults: dict[str, Any], options: Options, exclude: set[str] | None = None) -> dict[str, Any]:
     """Every key the model reads: its defaults files, overridden by the spec's values (same names)."""
     return {**{key: value for key, value in defaults.items() if key not in TRAINER_KEYS}, **options.model_dump(exclude=exclude)}
@@ -104,6 +124,10 @@ def build_cl4srec(options: CL4SRecOptions) -> tuple[type, dict[str, Any]]:
     return CL4SRec, model_fragment(CL4SREC_DEFAULTS, options)
 
 
+def build_duorec(options: DuoRecOptions) -> tuple[type, dict[str, Any]]:
+    return DuoRec, model_fragment(DUOREC_DEFAULTS, options)
+
+
 def build_mclrec(options: MCLRecOptions) -> tuple[type, dict[str, Any]]:
     return MCLRec, model_fragment(MCLREC_DEFAULTS, options)
 
@@ -116,10 +140,14 @@ class MetaTrainerOptions(Options):
 
 
 def run_recbole_trainer(ctx: RunContext) -> dict[str, float]:
-    """RecBole's own training loop (suite-owned checkpoints) for any sequential model."""
+    """RecBole's own training loop (suite-owned checkpoints) for any sequential model; S3Rec pre-trains first."""
     from suite.sequential.pipeline import run_sequential
+    from suite.sequential.pretraining import needs_pretraining, run_pretrained
     from suite.sequential.recbole_trainer import RecBoleTrainer
 
+    model_class, _ = ctx.model_entry.build(ctx.model_options)
+    if needs_pretraining(model_class):
+        return run_pretrained(ctx, RecBoleTrainer)
     return run_sequential(ctx, RecBoleTrainer)
 
 
@@ -146,6 +174,7 @@ def run_meta_trainer(ctx: RunContext) -> dict[str, float]:
 
 SASREC = ModelEntry("sasrec", FAMILY, SASRecOptions, build_sasrec, "SASRec (CE over all items): RecBole's own, or on the fused encoder")
 CL4SREC = ModelEntry("cl4srec", FAMILY, CL4SRecOptions, build_cl4srec, "CL4SRec: SASRec + crop/mask/reorder InfoNCE")
+DUOREC = ModelEntry("duorec", FAMILY, DuoRecOptions, build_duorec, "DuoRec: SASRec + dropout and same-target InfoNCE")
 MCLREC = ModelEntry("mclrec", FAMILY, MCLRecOptions, build_mclrec, "MCLRec: CL4SRec + meta-optimized learnable augmenters")
 RECBOLE_TRAINER = MethodEntry(
     "recbole-trainer",

@@ -98,15 +98,36 @@ def config_dict_for(
     run_dir: Path,
     method_fragment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every key RecBole needs, explicit (custom model classes get no YAML defaults)."""
+    """Every key RecBole needs, explicit (custom model classes get no YAML defaults).
+
+    Training trains with cross-entropy over all items (no negative sampling) unless the model
+    asks for negatives: a pairwise (BPR) loss sets ``train_neg_sample_args`` in its fragment.
+    A model that reads item features (S3Rec's attributes) adds their columns to the scenario's ``load_col``.
+    """
+    sampling = {"train_neg_sample_args": model_fragment["train_neg_sample_args"]} if "train_neg_sample_args" in model_fragment else {}
     return {
         **scenario_fragment,
         **model_fragment,
+        **_load_col(scenario_fragment, model_fragment),
         **train_config(train),
+        **sampling,
         **(method_fragment or {}),
         "seed": seed,
         "checkpoint_dir": str(Path(run_dir).resolve() / "saved"),
     }
+
+
+def _load_col(scenario_fragment: dict[str, Any], model_fragment: dict[str, Any]) -> dict[str, Any]:
+    """The scenario's columns plus the model's item columns (the item id first, as RecBole joins on it)."""
+    wanted = model_fragment.get("load_col")
+    if not wanted:
+        return {}
+    load_col = {table: list(columns) for table, columns in scenario_fragment.get("load_col", {}).items()}
+    for table, columns in wanted.items():
+        key = scenario_fragment.get("ITEM_ID_FIELD", "item_id") if table == "item" else None
+        merged = load_col.setdefault(table, [key] if key else [])
+        merged.extend(column for column in columns if column not in merged)
+    return {"load_col": load_col}
 
 
 @contextlib.contextmanager
@@ -164,9 +185,18 @@ def build_run(
         train_data, valid_data, test_data = data_preparation(config, dataset)
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         model = model_class(config, train_data._dataset).to(config["device"])
-        flops = get_flops(model, dataset, config["device"], logging.getLogger(), construct_transform(config))
+        flops = _flops(model, dataset, config)
         trainer = trainer_class(config, model)
-    return RecBoleRun(config, dataset, train_data, valid_data, test_data, model, trainer, float(flops), kept)
+    return RecBoleRun(config, dataset, train_data, valid_data, test_data, model, trainer, flops, kept)
+
+
+def _flops(model: Any, dataset: Any, config: Config) -> float | None:
+    """RecBole's FLOPs probe (one ``predict`` call); None for a model that scores full rankings only
+    (RecBole's softmax-CPR models assert in ``predict``)."""
+    try:
+        return float(get_flops(model, dataset, config["device"], logging.getLogger(), construct_transform(config)))
+    except (AssertionError, NotImplementedError):
+        return None
 
 
 def fit(run: RecBoleRun, run_dir: Path) -> dict[str, float]:

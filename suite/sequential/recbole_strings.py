@@ -93,6 +93,8 @@ GRAMMARS: dict[str, Callable[[str], str]] = {
     "dataset": dataset_name,
     "data_path": _matching(ABSOLUTE_PATH, "an absolute folder path"),
     "checkpoint_dir": _matching(ABSOLUTE_PATH, "an absolute folder path"),
+    "pre_model_path": _matching(re.compile(f"|{ABSOLUTE_PATH.pattern}"), "an absolute file path or ''"),
+    "item_attribute": field_name,
     "USER_ID_FIELD": field_name,
     "ITEM_ID_FIELD": field_name,
     "TIME_FIELD": field_name,
@@ -100,9 +102,11 @@ GRAMMARS: dict[str, Callable[[str], str]] = {
     "item_inter_num_interval": interval,
     "valid_metric": valid_metric,
     "gpu_id": _matching(GPU_ID, "a GPU index or ''"),
+    "weight_mode": _matching(re.compile(r"|dynamic|static|max_logits"), "'', 'dynamic', 'static' or 'max_logits'"),
+    "reranker_CAN_NUM": _matching(re.compile(r"[1-9][0-9]{0,6}(?:,[1-9][0-9]{0,6}){0,7}"), "partition sizes such as '500,100,20'"),
 }
 """The grammar of each string-valued RecBole key; any other key's string must be a ``WORD``."""
-NESTED_GRAMMARS: dict[str, Callable[[str], str]] = {"metrics": metric_name, "load_col": field_name}
+NESTED_GRAMMARS: dict[str, Callable[[str], str]] = {"metrics": metric_name, "load_col": field_name, "selected_features": field_name}
 """Keys whose nested strings (list items, dict values) RecBole reads as names; it does not eval them."""
 
 
