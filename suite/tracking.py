@@ -503,6 +503,10 @@ class Tracker:
     def status(self) -> str:
         return self._client.get_run(self.run_id).info.status
 
+    def artifact_uri(self, artifact_file: str) -> str:
+        """Where an artifact of this run lives, for messages that must name the file."""
+        return f"{self._client.get_run(self.run_id).info.artifact_uri.rstrip('/')}/{artifact_file}"
+
     def reopen(self) -> None:
         """Put a closed run back to RUNNING in this process (``suite resume``); its old error tag goes."""
         self._client.update_run(self.run_id, status="RUNNING")
