@@ -292,6 +292,13 @@ def _echo_table(rows: list[tuple[str, ...]]) -> None:
 )
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True, help="Table format.")
 @click.option("--group-by", "group_by", multiple=True, metavar="KEY", help="Label rows by these params instead of the values that differ.")
+@click.option(
+    "--repeats",
+    type=click.Choice(["latest", "first", "all"]),
+    default="latest",
+    show_default=True,
+    help="A seed run more than once in a row: pool its latest or first finished run, or all of them.",
+)
 @_tracking
 @_common
 @_guarded
@@ -302,13 +309,14 @@ def report(
     baseline: str | None,
     fmt: str,
     group_by: tuple[str, ...],
+    repeats: str,
     tracking_uri: str | None,
 ) -> None:
-    """Print the finished runs of EXPERIMENT... as mean ± std over seeds, one row per grid point."""
+    """Print the finished runs of EXPERIMENT... as mean ± std over seeds (one run per seed), one row per grid point."""
     from suite.report import bullets
     from suite.report import report as make_report
 
-    made = make_report(experiments, tracking_uri or default_tracking_uri(), metrics or None, launch, fmt, baseline, group_by)
+    made = make_report(experiments, tracking_uri or default_tracking_uri(), metrics or None, launch, fmt, baseline, group_by, repeats)
     click.echo(made.text.rstrip("\n"))
     if fmt == "md":
         click.echo("\n" + bullets(made.notes))
