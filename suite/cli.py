@@ -214,7 +214,7 @@ def resume(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
     from suite.launcher import resume as resume_run
 
     uri = tracking_uri or default_tracking_uri()
-    open_store(uri)
+    open_store(uri, must_exist=True)
     with _noting_closed_runs():
         result = resume_run(run_id, uri, quiet=quiet)
     if result.error:
@@ -262,7 +262,9 @@ def runs(stale: bool, tracking_uri: str | None) -> None:
     """
     from suite.tracking import open_runs
 
-    found = [run for run in open_runs(tracking_uri or default_tracking_uri()) if not stale or run.state != "alive"]
+    uri = tracking_uri or default_tracking_uri()
+    open_store(uri, must_exist=True)
+    found = [run for run in open_runs(uri) if not stale or run.state != "alive"]
     if not found:
         click.echo("(no stale runs)" if stale else "(no open runs)")
         return
@@ -316,7 +318,9 @@ def report(
     from suite.report import bullets
     from suite.report import report as make_report
 
-    made = make_report(experiments, tracking_uri or default_tracking_uri(), metrics or None, launch, fmt, baseline, group_by, repeats)
+    uri = tracking_uri or default_tracking_uri()
+    open_store(uri, must_exist=True)  # reading never creates a store
+    made = make_report(experiments, uri, metrics or None, launch, fmt, baseline, group_by, repeats)
     click.echo(made.text.rstrip("\n"))
     if fmt == "md":
         click.echo("\n" + bullets(made.notes))

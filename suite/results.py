@@ -29,7 +29,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from suite.errors import SpecError, SuiteError
-from suite.tracking import default_tracking_uri, flatten, metric_key
+from suite.tracking import default_tracking_uri, flatten, metric_key, open_store
 
 if TYPE_CHECKING:
     from suite.launcher import ChildResult
@@ -53,7 +53,9 @@ def launch_results(experiment: str | Sequence[str], tracking_uri: str | None = N
     ``all`` (every launch), or a parent run id. ``tracking_uri`` defaults to
     ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``, as the ``suite`` command does.
     """
-    client = MlflowClient(tracking_uri or default_tracking_uri())
+    uri = tracking_uri or default_tracking_uri()
+    open_store(uri, must_exist=True)  # reading never creates a store
+    client = MlflowClient(uri)
     frame, _ = read_launches(client, [experiment] if isinstance(experiment, str) else list(experiment), launch)
     return frame
 

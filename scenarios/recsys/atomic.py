@@ -27,7 +27,7 @@ import pandas as pd
 from scenarios.recsys.grammar import Interval, dataset_name, parse_interval
 from suite.checksums import ChecksumState, checksum_file, checksum_state, write_with_checksum
 from suite.errors import DataError
-from suite.paths import exclusive_lock
+from suite.paths import exclusive_lock, resolved
 
 SHIPPED = ("ml-100k",)
 MIN_INTERACTIONS = 3  # leave-one-out needs a training item, a validation item and a test item
@@ -94,12 +94,8 @@ def shipped_dataset_dir(name: str) -> Path:
 def locate(dataset: str, path: str | None) -> tuple[str, Path]:
     """(name, folder holding <name>.inter) from the scenario options."""
     if path is not None:
-        try:
-            folder = Path(path).expanduser().resolve()
-            is_dir = folder.is_dir()
-        except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python 3.11's resolve)
-            raise DataError(f"{path}: cannot open the dataset folder ({getattr(error, 'strerror', None) or error})") from None
-        if not is_dir:
+        folder = resolved(path)
+        if not folder.is_dir():
             raise DataError(
                 f"{path}: dataset folder not found (expected {folder}/{folder.name}.inter; "
                 "the Beauty/Sports/Yelp text files convert with `suite convert-sequences`)"
