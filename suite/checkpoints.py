@@ -114,9 +114,11 @@ def _feed(digest: Any, value: Any) -> None:
 def first_non_finite(value: Any, path: str = "") -> str | None:
     """The key path of the first floating tensor holding NaN or inf, or None."""
     if isinstance(value, torch.Tensor):
-        if value.is_floating_point() or value.is_complex():
-            return None if bool(torch.isfinite(value).all()) else (path or "the state")
-        return None
+        if not value.is_floating_point() or value.numel() == 0:
+            return None
+        if bool(torch.isfinite(value.sum())):  # NaN and inf propagate: a finite sum means every value is finite
+            return None
+        return None if bool(torch.isfinite(value).all()) else (path or "the state")  # the sum may just have overflowed
     if isinstance(value, Mapping):
         items = value.items()
     elif isinstance(value, (list, tuple)):

@@ -34,6 +34,10 @@ def test_the_digest_sees_every_value_and_the_structure() -> None:
     retyped["rng"]["numpy"][1] = 2  # 2.5 -> 2: another plain value
     assert state_digest(retyped) != reference
     assert first_non_finite(_state()) is None
+    large = {"x": torch.full((10,), 3e38)}  # finite values whose float32 sum overflows: still finite
+    assert first_non_finite(large) is None
+    large["x"][4] = float("-inf")
+    assert first_non_finite(large) == "x"
 
 
 def test_read_checkpoint_refuses_changed_unchecked_unreadable_and_nan(tmp_path: Path) -> None:
