@@ -6,6 +6,14 @@ with ``save`` at every point it can restart from (an epoch or an experience), an
 The file lives in the run's artifacts (``checkpoints/resume.pt``), so a run killed on one
 machine resumes on another that sees the same tracking store. Everything loads back with
 ``torch.load(weights_only=True)``: a checkpoint is data, never code.
+
+A checkpoint carries an XXH3-128 digest of its own content (every tensor's dtype, shape and
+bytes, every number and string, in order), stored inside the same file so that it is written
+and uploaded atomically with it. ``load`` checks it, and that every floating tensor is
+finite, before a method sees the state: a checkpoint changed after it was written (bit rot,
+a stray edit) or holding a NaN is a ``DataError`` naming the file, never a resumed run with
+other numbers. ``suite resume`` loads it once before it reopens the run, so such a run is
+left as it was.
 """
 
 from __future__ import annotations
@@ -15,13 +23,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
+import xxhash
+
+from suite.errors import DataError
 
 if TYPE_CHECKING:
     from suite.tracking import Tracker
 
 ARTIFACT_DIR = "checkpoints"
 RESUME_FILE = "resume.pt"
+CHECKSUM_KEY = "suite.checksum"
 
 
 class CheckpointStore:
@@ -35,13 +48,85 @@ class CheckpointStore:
         """Write ``state`` atomically, then replace the run's artifact with it."""
         self.local.parent.mkdir(parents=True, exist_ok=True)
         partial = self.local.with_suffix(".partial")
-        torch.save(dict(state), partial)
+        torch.save({**state, CHECKSUM_KEY: state_digest(state)}, partial)
         os.replace(partial, self.local)
         self.tracker.log_artifact(self.local, ARTIFACT_DIR)
+
+    def check(self) -> None:
+        """Load the run's checkpoint once and drop it: a damaged one is a DataError before anything touches the run."""
+        self.load()
 
     def load(self) -> dict[str, Any] | None:
         """The last saved state of this run, or None when it never saved one."""
         path = self.tracker.download_artifact(f"{ARTIFACT_DIR}/{RESUME_FILE}", self.local.parent.parent / "downloaded")
         if path is None:
             return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return read_checkpoint(path, f"resume checkpoint {self.tracker.artifact_uri(f'{ARTIFACT_DIR}/{RESUME_FILE}')}")
+
+
+def read_checkpoint(path: Path, name: str) -> dict[str, Any]:
+    """The state saved at ``path``, checked against its own digest and for non-finite values; ``name`` says which file in errors."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a torn or overwritten file: torch's zip reader and unpickler raise many kinds
+        raise DataError(f"{name}: cannot be read ({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
+    recorded = state.pop(CHECKSUM_KEY, None) if isinstance(state, dict) else None
+    if recorded is None:
+        raise DataError(f"{name}: has no checksum (not written by this version of the suite); nothing was resumed")
+    if state_digest(state) != recorded:
+        raise DataError(f"{name}: does not match the checksum written with it (changed or damaged since); nothing was resumed")
+    bad = first_non_finite(state)
+    if bad is not None:
+        raise DataError(f"{name}: {bad} holds NaN or inf values; nothing was resumed")
+    return state
+
+
+def state_digest(state: Any) -> str:
+    """XXH3-128 of a state's content: structure, keys, tensors (dtype, shape, bytes) and plain values, in order."""
+    digest = xxhash.xxh3_128()
+    _feed(digest, state)
+    return "xxh3_128:" + digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"tensor {value.dtype} {tuple(value.shape)};".encode())
+        digest.update(flat.view(torch.uint8).numpy() if flat.numel() else b"")
+    elif isinstance(value, np.ndarray):
+        digest.update(f"ndarray {value.dtype} {value.shape};".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, Mapping):
+        digest.update(f"dict {len(value)}{{".encode())
+        for key, item in value.items():
+            _feed(digest, key)
+            _feed(digest, item)
+        digest.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__} {len(value)}[".encode())
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+    else:  # numbers, strings, None, torch.Size, dtypes: repr is exact for each
+        digest.update(f"{type(value).__name__} {value!r};".encode())
+
+
+def first_non_finite(value: Any, path: str = "") -> str | None:
+    """The key path of the first floating tensor holding NaN or inf, or None."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point() or value.numel() == 0:
+            return None
+        if bool(torch.isfinite(value.sum())):  # NaN and inf propagate: a finite sum means every value is finite
+            return None
+        return None if bool(torch.isfinite(value).all()) else (path or "the state")  # the sum may just have overflowed
+    if isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = first_non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None

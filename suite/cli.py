@@ -214,7 +214,7 @@ def resume(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
     from suite.launcher import resume as resume_run
 
     uri = tracking_uri or default_tracking_uri()
-    open_store(uri)
+    open_store(uri, must_exist=True)
     with _noting_closed_runs():
         result = resume_run(run_id, uri, quiet=quiet)
     if result.error:
@@ -262,7 +262,9 @@ def runs(stale: bool, tracking_uri: str | None) -> None:
     """
     from suite.tracking import open_runs
 
-    found = [run for run in open_runs(tracking_uri or default_tracking_uri()) if not stale or run.state != "alive"]
+    uri = tracking_uri or default_tracking_uri()
+    open_store(uri, must_exist=True)
+    found = [run for run in open_runs(uri) if not stale or run.state != "alive"]
     if not found:
         click.echo("(no stale runs)" if stale else "(no open runs)")
         return
@@ -292,6 +294,13 @@ def _echo_table(rows: list[tuple[str, ...]]) -> None:
 )
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True, help="Table format.")
 @click.option("--group-by", "group_by", multiple=True, metavar="KEY", help="Label rows by these params instead of the values that differ.")
+@click.option(
+    "--repeats",
+    type=click.Choice(["latest", "first", "all"]),
+    default="latest",
+    show_default=True,
+    help="A seed run more than once in a row: pool its latest or first finished run, or all of them.",
+)
 @_tracking
 @_common
 @_guarded
@@ -302,13 +311,16 @@ def report(
     baseline: str | None,
     fmt: str,
     group_by: tuple[str, ...],
+    repeats: str,
     tracking_uri: str | None,
 ) -> None:
-    """Print the finished runs of EXPERIMENT... as mean ± std over seeds, one row per grid point."""
+    """Print the finished runs of EXPERIMENT... as mean ± std over seeds (one run per seed), one row per grid point."""
     from suite.report import bullets
     from suite.report import report as make_report
 
-    made = make_report(experiments, tracking_uri or default_tracking_uri(), metrics or None, launch, fmt, baseline, group_by)
+    uri = tracking_uri or default_tracking_uri()
+    open_store(uri, must_exist=True)  # reading never creates a store
+    made = make_report(experiments, uri, metrics or None, launch, fmt, baseline, group_by, repeats)
     click.echo(made.text.rstrip("\n"))
     if fmt == "md":
         click.echo("\n" + bullets(made.notes))

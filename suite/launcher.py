@@ -160,8 +160,8 @@ def resume(run_id: str, tracking_uri: str, quiet: bool = False) -> ChildResult:
     """Continue a KILLED or FAILED child run in the same MLflow run, from the spec it logged.
 
     The method finds the state it saved with ``ctx.checkpoints.load()``. Everything that can
-    reject the resume (unknown run, wrong status, a spec or data that no longer checks out)
-    happens before the run is touched.
+    reject the resume (unknown run, wrong status, a spec or data that no longer checks out, a
+    checkpoint that fails its checksum or holds NaN) happens before the run is touched.
     """
     close_stale_runs(tracking_uri)  # a run whose process was SIGKILLed is still RUNNING until now
     tracker = Tracker.existing(tracking_uri, run_id)
@@ -174,6 +174,8 @@ def resume(run_id: str, tracking_uri: str, quiet: bool = False) -> ChildResult:
         raise SuiteError(f"run {run_id} is {status}{alive}; only KILLED or FAILED runs can be resumed")
     point = _logged_point(tracker)
     specs.preflight(point)
+    with tempfile.TemporaryDirectory() as tmp:
+        CheckpointStore(tracker, Path(tmp)).check()  # a changed or damaged checkpoint: exit 2, the run left as it was
     seed = int(tags.get("suite.seed", point.seeds[0]))
     tracker.reopen()
     tracker.set_tags({"suite.resumed": int(tags.get("suite.resumed", "0")) + 1})

@@ -10,9 +10,13 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Options(BaseModel):
-    """Base for entry options: unknown keys are errors, values are validated on assignment."""
+    """Base for entry options: unknown keys are errors, values are validated on assignment, floats are finite.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    No option means anything by inf or NaN (``train.lr: .inf`` would only surface later as a NaN
+    loss), so they are refused at validation; RecBole's ``[5,inf)`` intervals are strings.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class NoOptions(Options):

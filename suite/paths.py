@@ -32,3 +32,13 @@ def exclusive_lock(lock_file: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def resolved(path: str | Path) -> Path:
+    """``Path(path).expanduser().resolve()``, with a symlink loop or an unreadable component as a DataError naming the path."""
+    from suite.errors import DataError
+
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError) as error:  # Python 3.11 raises RuntimeError on a symlink loop
+        raise DataError(f"{path}: cannot resolve the path ({getattr(error, 'strerror', None) or error})") from None

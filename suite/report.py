@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from suite.errors import SpecError, SuiteError
-from suite.results import children_points, frame_from_children, param_value, read_launches
+from suite.results import children_points, frame_from_children, one_run_per_seed, param_value, read_launches, repeated_seeds
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -61,6 +61,10 @@ class ResultsTable:
     baseline: tuple[str, str] | None = None
     paired: dict[tuple[tuple[str, str], str], PairedDifference] = field(default_factory=dict)
     """(row, metric) -> difference to the baseline row; the baseline's own row is absent."""
+    repeats: str = "latest"
+    """Which finished run of a repeated (row, seed) was pooled (``suite.results.REPEATS``)."""
+    repeated: int = 0
+    """Finished runs that repeat a (row, seed): left out, or with ``repeats='all'`` counted as samples."""
 
     def render(self, fmt: str = "md") -> str:
         """The table as Markdown, CSV (numbers, one column per statistic) or a LaTeX tabular."""
@@ -85,6 +89,16 @@ class ResultsTable:
         lines = [
             f"{spread} seed{'s' if counts[-1] > 1 else ''} per row (seeds {', '.join(map(str, seeds))}); cells are mean ± std over seeds"
         ]
+        if self.repeated and self.repeats == "all":
+            lines.append(
+                f"{self.repeated} run(s) repeat a seed of their row and are counted as samples (--repeats all): "
+                "n and std are not over independent seeds"
+            )
+        elif self.repeated:
+            lines.append(
+                f"{self.repeated} repeated run(s) of a seed in the same row left out: each row pools one run per seed, "
+                f"the {self.repeats} finished one (--repeats all keeps them)"
+            )
         if counts[-1] == 1:
             lines.append(f"one seed is an illustration, not a result: compare methods over at least {MIN_SEEDS_FOR_A_RESULT} seeds")
         elif counts[0] < MIN_SEEDS_FOR_A_RESULT:
@@ -137,12 +151,16 @@ class ResultsTable:
         return table
 
 
-def results_table(frame: pd.DataFrame, metrics: Sequence[str], baseline: str | None = None) -> ResultsTable:
-    """Summarize the finished runs of a results frame: one row per (experiment, label).
+def results_table(frame: pd.DataFrame, metrics: Sequence[str], baseline: str | None = None, repeats: str = "latest") -> ResultsTable:
+    """Summarize the finished runs of a results frame: one row per (experiment, label), one run per seed.
 
     ``baseline`` names a row (its label, the spec's point label, the method's name, or an
     experiment with one row); an unknown or ambiguous name is an error naming the rows.
+    A seed run more than once in a row counts once (``repeats``: the latest or first finished
+    run; ``all`` pools every run), in the means and in the pairs alike.
     """
+    repeated = repeated_seeds(frame)
+    frame, _ = one_run_per_seed(frame, repeats)
     finished = frame[frame["status"] == "FINISHED"]
     keys = ["experiment", "label"]
     values = finished[keys + ["seed"]].join(finished.reindex(columns=list(metrics)).apply(pd.to_numeric, errors="coerce"))
@@ -152,6 +170,8 @@ def results_table(frame: pd.DataFrame, metrics: Sequence[str], baseline: str | N
         runs=grouped.size(),
         seeds=grouped["seed"].unique(),
         metrics=list(metrics),
+        repeats=repeats,
+        repeated=repeated,
     )
     if baseline is not None and not table.runs.empty:
         row = find_row(frame, baseline)
@@ -250,12 +270,14 @@ def report(
     fmt: str = "md",
     baseline: str | None = None,
     group_by: Sequence[str] = (),
+    repeats: str = "latest",
 ) -> Report:
     """The table of one or more experiments' launches, as ``suite report`` prints it.
 
     Defaults come from the launch's resolved spec on the parent run (``report.metrics``,
     ``report.baseline``); ``group_by`` replaces the automatic row labels by the values of
-    the given params or columns (``point`` is the spec's own grid label).
+    the given params or columns (``point`` is the spec's own grid label). ``repeats`` picks
+    the run of a seed that ran more than once in a row (``latest``, ``first``) or keeps all.
     """
     if fmt not in FORMATS:
         raise SpecError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
@@ -269,12 +291,12 @@ def report(
     chosen, notes = choose_metrics(frame, metrics, spec_metrics)
     if baseline is None and spec_baseline is not None:
         try:
-            table = results_table(frame, chosen, spec_baseline)
+            table = results_table(frame, chosen, spec_baseline, repeats)
         except SpecError as error:  # the spec's baseline may not be among these rows: keep the table
-            table = results_table(frame, chosen)
+            table = results_table(frame, chosen, repeats=repeats)
             notes.append(f"no paired view: report.{error}")
     else:
-        table = results_table(frame, chosen, baseline)
+        table = results_table(frame, chosen, baseline, repeats)
     return Report(table.render(fmt), notes + table.notes())
 
 

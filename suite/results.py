@@ -9,7 +9,10 @@ that differ between the points, e.g. ``method.replay.size=100``), ``point`` (the
 point label), ``seed``, ``status``, ``run_id``, ``parent_run_id``, then every param under its
 dotted spec key (``train.lr``, typed back from MLflow's strings) and every metric under the
 name the specs write (``test.ndcg@10``, which MLflow stores as ``test.ndcg_at_10``).
-``frame.attrs["params"]`` and ``frame.attrs["metrics"]`` list which columns are which.
+``frame.attrs["params"]`` and ``frame.attrs["metrics"]`` list which columns are which. Rows
+come in start order. The same seed of the same point run twice (two launches, ``--launch
+all``) gives two rows: ``one_run_per_seed(runs)`` keeps the latest finished one of each, as
+``suite report`` does, so repeats are never counted as samples.
 
 Everything is read through an ``MlflowClient`` built for the given URI: nothing here sets
 MLflow's global tracking URI, so a notebook can read several stores side by side.
@@ -25,8 +28,8 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from suite.errors import SuiteError
-from suite.tracking import default_tracking_uri, flatten, metric_key
+from suite.errors import SpecError, SuiteError
+from suite.tracking import default_tracking_uri, flatten, metric_key, open_store
 
 if TYPE_CHECKING:
     from suite.launcher import ChildResult
@@ -38,6 +41,8 @@ NOT_SETTINGS = ("seed", "seeds", "experiment", "description", "grid", "report")
 DERIVED = "derived."  # params a run derives from its data and seed (class order, sizes): they describe it, never label it
 SECTION_ORDER = ("scenario", "model", "method", "train")
 PAGE_SIZE = 1000
+REPEATS = ("latest", "first", "all")
+"""Which finished run of a (row, seed) a table pools: the latest, the first, or every one (repeats counted as samples)."""
 
 
 def launch_results(experiment: str | Sequence[str], tracking_uri: str | None = None, launch: str = "latest") -> pd.DataFrame:
@@ -48,7 +53,9 @@ def launch_results(experiment: str | Sequence[str], tracking_uri: str | None = N
     ``all`` (every launch), or a parent run id. ``tracking_uri`` defaults to
     ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``, as the ``suite`` command does.
     """
-    client = MlflowClient(tracking_uri or default_tracking_uri())
+    uri = tracking_uri or default_tracking_uri()
+    open_store(uri, must_exist=True)  # reading never creates a store
+    client = MlflowClient(uri)
     frame, _ = read_launches(client, [experiment] if isinstance(experiment, str) else list(experiment), launch)
     return frame
 
@@ -67,6 +74,28 @@ def read_launches(client: MlflowClient, experiments: Sequence[str], launch: str)
         parents += chosen
         rows += [_run_row(name, run) for run in _children(client, experiment_id, chosen, launch)]
     return children_frame(rows), parents
+
+
+def one_run_per_seed(frame: pd.DataFrame, repeats: str = "latest") -> tuple[pd.DataFrame, int]:
+    """The frame with one finished run per (experiment, label, seed), and how many repeats were left out.
+
+    Rows must be in start order (as ``launch_results`` gives them): ``latest`` keeps the last
+    finished run of each seed, ``first`` the first, ``all`` every run. Unfinished runs stay:
+    they are not pooled anyway.
+    """
+    if repeats not in REPEATS:
+        raise SpecError(f"--repeats {repeats}: expected one of {', '.join(REPEATS)}")
+    finished = frame[frame["status"] == "FINISHED"]
+    if repeats == "all" or finished.empty:
+        return frame, 0
+    repeated = finished.duplicated(["experiment", "label", "seed"], keep="last" if repeats == "latest" else "first")
+    return frame.drop(index=finished.index[repeated]), int(repeated.sum())
+
+
+def repeated_seeds(frame: pd.DataFrame) -> int:
+    """How many finished runs repeat a (row, seed) that another finished run already ran."""
+    finished = frame[frame["status"] == "FINISHED"]
+    return int(finished.duplicated(["experiment", "label", "seed"]).sum())
 
 
 def children_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import reprlib
 import types
 import typing
 from collections.abc import Iterable
@@ -25,10 +26,14 @@ from mlflow.utils.validation import MAX_EXPERIMENT_NAME_LENGTH
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from suite import registry
-from suite.errors import SpecError, SuiteError
+from suite.bounded_yaml import safe_load_bounded
+from suite.errors import DataError, SpecError, SuiteError
 from suite.tracking import flatten
 
 SECTIONS = ("scenario", "model", "method")
+SEED_LIMIT = 2**32  # NumPy's seeds are 0 <= seed < 2**32; torch and Python take these too
+_BRIEF = reprlib.Repr()  # repr for values shown in messages: bounded however large the value (never the whole input)
+_BRIEF.maxlevel, _BRIEF.maxdict, _BRIEF.maxlist, _BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 3, 6, 6, 80, 80, 80
 
 
 class EntrySection(BaseModel):
@@ -68,6 +73,8 @@ class RunSpec(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if any(not 0 <= seed < SEED_LIMIT for seed in seeds):
+            raise ValueError("seeds must be integers from 0 to 2**32 - 1 (the range numpy seeds take)")
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, got {seeds}")
         return seeds
@@ -140,7 +147,9 @@ class Override:
         if any(not part for part in path):
             raise SpecError(f"override '{text}': empty component in key '{key}'")
         try:
-            return cls(text=text, path=path, value=yaml.safe_load(raw) if raw.strip() else None, raw=raw)
+            return cls(text=text, path=path, value=safe_load_bounded(raw) if raw.strip() else None, raw=raw)
+        except SpecError as error:
+            raise SpecError(f"override '{_short(text)}': {error}") from None
         except yaml.YAMLError as error:  # fine for a string option; an error for any other (decided in resolve)
             return cls(text=text, path=path, value=raw, raw=raw, yaml_error=_first_line(error))
 
@@ -171,7 +180,9 @@ def load_tree(path: str | Path) -> dict[str, Any]:
     except OSError as error:
         raise SpecError(f"{path}: cannot read the spec file ({error.strerror})") from None
     try:
-        tree = yaml.safe_load(text)
+        tree = safe_load_bounded(text)
+    except SpecError as error:
+        raise SpecError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         raise SpecError(f"{path}: invalid YAML: {_first_line(error)}") from error
     if not isinstance(tree, dict):
@@ -275,11 +286,13 @@ def preflight(point: ResolvedSpec, label: str | None = None, built: set[tuple[st
     for check, target in checks:
         if check is None:
             continue
+        where = f"{point.source} (grid point {label})" if label else point.source
         try:
             check(target)
         except SuiteError as error:
-            where = f"{point.source} (grid point {label})" if label else point.source
             raise type(error)(f"{where}: {error}") from None
+        except OSError as error:  # the data on disk cannot be read (permissions, I/O): bad input, not a failed run
+            raise DataError(f"{where}: {error.filename or 'data'}: cannot be read ({error.strerror or error})") from None
 
 
 def _check_baseline(base: ResolvedSpec, labels: list[str], source: str) -> None:
@@ -464,7 +477,7 @@ def _describe(error: ValidationError, model: type[BaseModel], prefix: tuple[str,
     elif first["type"] == "value_error":  # a validator's own message: its case is meaningful (names, keys)
         message = f"{where}: {key}: {first['msg'].removeprefix('Value error, ')}, got {_short(repr(first.get('input')))}"
     else:
-        message = f"{where}: {key}: {first['msg'].lower()}, got {_short(repr(first.get('input')))}"
+        message = f"{where}: {key}: {first['msg'].lower()}, got {_brief(first.get('input'))}"
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
     return message
@@ -505,6 +518,11 @@ def _model_in(annotation: Any) -> Any:
         if found is not None:
             return found
     return None
+
+
+def _brief(value: Any) -> str:
+    """A value for a message: a string's repr shortened, a container's repr bounded before it is built."""
+    return _short(repr(value) if isinstance(value, str) else _BRIEF.repr(value))
 
 
 def _short(text: str, limit: int = 80) -> str:

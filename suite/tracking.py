@@ -48,6 +48,8 @@ TRACKED_PACKAGES = ("torch", "torchaudio", "avalanche-lib", "recbole", "mlflow",
 MAX_PARAM_LENGTH = 6000
 DIGEST_LENGTH = 36  # MLflow refuses longer dataset digests
 SERVER_PROBE_TIMEOUT_S = 5.0
+PROBE_PATH = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"  # GET, answered by every MLflow server
+PROBE_BYTES = 1 << 16
 
 NOTE_TAG = "mlflow.note.content"  # the description MLflow's UI shows for runs and experiments
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3's UI: which view an experiment opens on
@@ -86,21 +88,41 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     return Path(tracking_uri[len("sqlite:///") :]) if tracking_uri.startswith("sqlite:///") else None
 
 
-def open_store(tracking_uri: str) -> None:
+def open_store(tracking_uri: str, must_exist: bool = False) -> None:
     """Make the store usable, once per process; a store that cannot be used is a TrackingError.
 
     A new SQLite store gets its schema under a file lock (MLflow's tracking store migrates an
     empty database without one, so two first launches race and one fails), with MLflow's and
-    alembic's schema messages kept off the terminal. A server is probed with a short timeout:
-    an unreachable one is one line within seconds, not minutes of MLflow's HTTP retries.
+    alembic's schema messages kept off the terminal; its folder must exist (MLflow would create
+    any path silently), and with ``must_exist`` (commands that only read) so must the database.
+    A server is probed with a short timeout: an unreachable one, or one that is not MLflow, is
+    one line within seconds, not minutes of MLflow's HTTP retries. A URI MLflow cannot use at
+    all (``foo://bar``) is one line too.
     """
     if tracking_uri in _opened_stores:
         return
+    db_path = sqlite_path(tracking_uri)
+    if db_path is not None:
+        _check_sqlite_path(tracking_uri, db_path, must_exist)
     if tracking_uri.startswith(("http://", "https://")):
         _probe_server(tracking_uri)
-    with _schema_lock(sqlite_path(tracking_uri)), _quiet_loggers(SCHEMA_LOGGERS):
-        MlflowClient(tracking_uri)  # MLflow keeps the store (and its engine) per URI for the process
+    with _schema_lock(db_path), _quiet_loggers(SCHEMA_LOGGERS):
+        try:
+            MlflowClient(tracking_uri)  # MLflow keeps the store (and its engine) per URI for the process
+        except MlflowException as error:
+            reason = " ".join(str(error).split())[:300]
+            raise TrackingError(f"tracking URI {tracking_uri}: MLflow cannot use it as a tracking store ({reason})") from None
     _opened_stores.add(tracking_uri)
+
+
+def _check_sqlite_path(tracking_uri: str, db_path: Path, must_exist: bool) -> None:
+    """The folder of a SQLite store must exist; with ``must_exist``, the database file too."""
+    if must_exist and not db_path.is_file():
+        raise TrackingError(f"no MLflow store at {db_path} (from {tracking_uri}); run something first, or check --tracking-uri")
+    if not db_path.parent.is_dir():
+        raise TrackingError(
+            f"tracking store {tracking_uri}: folder {db_path.parent} does not exist; create it first or check --tracking-uri"
+        )
 
 
 def open_client(tracking_uri: str) -> MlflowClient:
@@ -135,19 +157,39 @@ def _quiet_loggers(names: Sequence[str], level: int = logging.WARNING) -> Iterat
 
 
 def _probe_server(tracking_uri: str) -> None:
-    """Any HTTP answer (even 401/404) means a server is there; no answer is a TrackingError."""
-    url = tracking_uri.rstrip("/") + "/health"
+    """The server must answer MLflow's REST API (JSON); no answer, or another kind of server, is a TrackingError.
+
+    A 401 or 403 is accepted: a server with authentication gets its credentials from MLflow's
+    own client (``MLFLOW_TRACKING_USERNAME``...), not from this probe.
+    """
+    url = tracking_uri.rstrip("/") + PROBE_PATH
     try:
-        with urllib.request.urlopen(url, timeout=SERVER_PROBE_TIMEOUT_S):
+        with urllib.request.urlopen(url, timeout=SERVER_PROBE_TIMEOUT_S) as response:
+            body = response.read(PROBE_BYTES)
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
             return
-    except urllib.error.HTTPError:
-        return
+        body = error.read(PROBE_BYTES)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise TrackingError(
             f"tracking server {tracking_uri} is unreachable ({reason}; waited at most {SERVER_PROBE_TIMEOUT_S:.0f} s); "
             "check --tracking-uri / MLFLOW_TRACKING_URI"
         ) from None
+    if not _mlflow_answer(body):
+        raise TrackingError(
+            f"tracking server {tracking_uri} answers HTTP but not as an MLflow tracking server (no MLflow JSON from {PROBE_PATH}); "
+            "check --tracking-uri / MLFLOW_TRACKING_URI"
+        )
+
+
+def _mlflow_answer(body: bytes) -> bool:
+    """MLflow's REST API answers a JSON object: the experiment, or an ``error_code``."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and ("experiment" in answer or "error_code" in answer)
 
 
 def ensure_experiment(tracking_uri: str, name: str, description: str = "") -> str:
@@ -502,6 +544,10 @@ class Tracker:
 
     def status(self) -> str:
         return self._client.get_run(self.run_id).info.status
+
+    def artifact_uri(self, artifact_file: str) -> str:
+        """Where an artifact of this run lives, for messages that must name the file."""
+        return f"{self._client.get_run(self.run_id).info.artifact_uri.rstrip('/')}/{artifact_file}"
 
     def reopen(self) -> None:
         """Put a closed run back to RUNNING in this process (``suite resume``); its old error tag goes."""

@@ -384,4 +384,4 @@ def test_convert_reports_missing_files_and_keeps_an_existing_output_folder(tmp_p
     assert _leftovers(tmp_path / "data") == ["bad"]  # it was there before: kept, and empty
     (tmp_path / "good.txt").write_text("1 10 11 12\n")
     result = _convert(str(tmp_path / "good.txt"), "--out", str(tmp_path / "data"))
-    assert result.exit_code == 0 and _leftovers(tmp_path / "data") == ["bad", "good", "good/good.inter"]
+    assert result.exit_code == 0 and _leftovers(tmp_path / "data") == ["bad", "good", "good/good.inter", "good/good.inter.xxh3"]

@@ -200,7 +200,8 @@ def test_report_takes_the_latest_launch_unless_told_otherwise(store):
         return [row[1] for row in markdown_rows(result.output)[1:]]
 
     assert counts() == ["3"]
-    assert counts("--launch", "all") == ["4"]  # same settings: both launches pool
+    assert counts("--launch", "all") == ["3"]  # same settings: both launches pool, seed 0 once (its latest run)
+    assert counts("--launch", "all", "--repeats", "all") == ["4"]
     parents = MlflowClient(store).search_runs(
         [MlflowClient(store).get_experiment_by_name("toy-relaunch").experiment_id],
         "tags.`suite.kind` = 'parent'",
@@ -211,6 +212,35 @@ def test_report_takes_the_latest_launch_unless_told_otherwise(store):
     assert wrong.exit_code == 2 and "--launch abc: not a parent run of experiment 'toy-relaunch'" in wrong.output
     missing = report(store, "nope")
     assert missing.exit_code == 2 and "no experiment named 'nope'" in missing.output and "toy-grid" in missing.output
+
+
+def test_a_seed_run_twice_counts_once_in_the_means_and_the_pairs(toy_distribution, tmp_path):
+    """Two launches of seed 0: the table pools one run per (row, seed), says so, and a flag picks which."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = spec_file(tmp_path, "twice", GRID_SPEC.replace("toy-grid", "toy-twice").replace("seeds: [0, 1, 2]", "seeds: [0]"))
+    client = MlflowClient(uri)
+    for acc in ({BASELINE: 10.0, "method.steps=4": 20.0}, {BASELINE: 30.0, "method.steps=4": 50.0}):  # first, then latest launch
+        result = launch(specs.plan(spec), uri)
+        for row in launch_results("toy-twice", uri).itertuples():
+            if row.parent_run_id == result.parent_run_id:
+                client.log_metric(row.run_id, "acc", acc[row.label])
+
+    def table(*args: str) -> tuple[pd.DataFrame, str]:
+        arguments = ["toy-twice", "--launch", "all", "-m", "acc", "--baseline", BASELINE, "--format", "csv", *args]
+        result = CliRunner().invoke(main, ["report", *arguments, "--tracking-uri", uri])
+        assert result.exit_code == 0, result.output
+        return pd.read_csv(io.StringIO(result.stdout)).set_index("label"), result.stderr
+
+    for args, (base, other) in {(): (30.0, 50.0), ("--repeats", "latest"): (30.0, 50.0), ("--repeats", "first"): (10.0, 20.0)}.items():
+        numbers, notes = table(*args)
+        assert numbers["n"].tolist() == [1, 1] and numbers["acc mean"].tolist() == [base, other]
+        assert numbers.loc["method.steps=4", f"acc Δ vs {BASELINE}"] == other - base and numbers.loc["method.steps=4", "acc Δ n"] == 1
+        assert "2 repeated run(s) of a seed in the same row left out" in notes and "1 seed per row (seeds 0)" in notes
+    numbers, notes = table("--repeats", "all")
+    assert numbers["n"].tolist() == [2, 2] and numbers["acc mean"].tolist() == [20.0, 35.0]
+    paired = numbers.loc["method.steps=4"]
+    assert paired[f"acc Δ vs {BASELINE}"] == 15.0 and paired["acc Δ n"] == 1  # one pair: seed 0, its runs averaged
+    assert "2 run(s) repeat a seed of their row and are counted as samples (--repeats all)" in notes
 
 
 def test_group_by_relabels_rows_by_a_param(store):

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,7 +27,9 @@ from pathlib import Path
 import pandas as pd
 
 from scenarios.recsys.grammar import Interval, dataset_name, parse_interval
+from suite.checksums import ChecksumState, checksum_file, checksum_state, write_with_checksum
 from suite.errors import DataError
+from suite.paths import exclusive_lock, resolved
 
 SHIPPED = ("ml-100k",)
 MIN_INTERACTIONS = 3  # leave-one-out needs a training item, a validation item and a test item
@@ -93,7 +96,7 @@ def shipped_dataset_dir(name: str) -> Path:
 def locate(dataset: str, path: str | None) -> tuple[str, Path]:
     """(name, folder holding <name>.inter) from the scenario options."""
     if path is not None:
-        folder = Path(path).expanduser().resolve()
+        folder = resolved(path)
         if not folder.is_dir():
             raise DataError(
                 f"{path}: dataset folder not found (expected {folder}/{folder.name}.inter; "
@@ -114,20 +117,32 @@ def locate(dataset: str, path: str | None) -> tuple[str, Path]:
 
 @contextlib.contextmanager
 def _decoding(path: Path) -> Iterator[None]:
-    """Undecodable bytes become one line that names the file and the byte offset."""
+    """Undecodable bytes, and a file the OS will not let us read, become one line that names the file."""
     try:
         yield
     except UnicodeDecodeError as error:
         byte = error.object[error.start : error.start + 1]
         raise DataError(f"{path}: not UTF-8 text (undecodable byte {byte!r} at offset {error.start})") from None
+    except OSError as error:
+        raise DataError(f"{error.filename or path}: cannot read the interaction file ({error.strerror or error})") from None
+
+
+def check_recorded(inter_file: Path) -> None:
+    """A file written with a checksum (``suite convert-sequences``'s output) must still match it."""
+    if checksum_state(inter_file) is ChecksumState.MISMATCH:
+        raise DataError(
+            f"{inter_file}: changed since it was written (it no longer matches {checksum_file(inter_file).name}); "
+            "convert it again with `suite convert-sequences`, or delete the .xxh3 file if the change is intended"
+        )
 
 
 def read_header(inter_file: Path) -> dict[str, str]:
     """Field name -> RecBole type from the header line ``name:type<TAB>...``, checked the way RecBole reads it."""
-    if not inter_file.is_file():
-        raise DataError(f"{inter_file}: interaction file not found")
-    with _decoding(inter_file), inter_file.open(encoding="utf-8", newline="") as handle:
-        header = handle.readline()
+    with _decoding(inter_file):
+        if not inter_file.is_file():
+            raise DataError(f"{inter_file}: interaction file not found")
+        with inter_file.open(encoding="utf-8", newline="") as handle:
+            header = handle.readline()
     if header.endswith("\r\n"):
         raise DataError(f"{inter_file}: Windows line endings (CRLF); RecBole reads the last header type with a '\\r' (convert to LF)")
     columns = {}
@@ -240,6 +255,7 @@ def check_leave_one_out(inter_file: Path, frame: pd.DataFrame, fields: AtomicFie
 def kept_after_filters(inter_file: Path, fields: AtomicFields, max_users: int | None, filters: Filters) -> Kept:
     """Read, check and filter ``inter_file`` as RecBole will (the first ``max_users`` users when set)."""
     check_fields(inter_file, fields)
+    check_recorded(inter_file)
     stat = inter_file.stat()
     return _kept_of_version(str(inter_file), stat.st_size, stat.st_mtime_ns, fields, max_users, filters)
 
@@ -283,24 +299,29 @@ def write_subset(frame: pd.DataFrame, source: Path, fields: AtomicFields, max_us
 
     The copy is named after the source's content hash and the options that shape it, so a
     different file with the same name, or the same file after a fix, never reuses a stale copy.
+    It carries a checksum (``suite.checksums``): a copy that no longer matches it (truncated,
+    damaged, edited) is announced on stderr and rebuilt, never trained on.
     """
     key = subset_key(content_digest(source), fields, max_users)
     name = f"{source.stem[:64]}-u{max_users}-{key[:12]}"
     folder = cache_dir / "recbole-subsets" / name
     target = folder / f"{name}.inter"
-    if not target.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        columns = read_header(source)
-        subset = first_users(frame, fields, max_users)
-        header = "\t".join(f"{key}:{columns[key]}" for key in (fields.user, fields.item, fields.time))
-        tmp = target.with_suffix(f".tmp{os.getpid()}")
-        try:
-            with tmp.open("w", encoding="utf-8") as handle:
-                handle.write(header + "\n")
-                subset.to_csv(handle, sep="\t", header=False, index=False)
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(folder.with_name(f"{name}.lock")):
+        state = checksum_state(target)
+        if state is not ChecksumState.MATCHES:
+            if state is ChecksumState.MISMATCH:
+                print(f"{target}: subset cache does not match the checksum recorded when it was written; rebuilding it", file=sys.stderr)
+            columns = read_header(source)
+            subset = first_users(frame, fields, max_users)
+            header = "\t".join(f"{key}:{columns[key]}" for key in (fields.user, fields.item, fields.time))
+
+            def write(tmp: Path) -> None:
+                with tmp.open("w", encoding="utf-8") as handle:
+                    handle.write(header + "\n")
+                    subset.to_csv(handle, sep="\t", header=False, index=False)
+
+            write_with_checksum(target, write)
     _copy_item_file(source.with_suffix(".item"), folder / f"{name}.item")
     return name, folder.parent
 

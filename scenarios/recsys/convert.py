@@ -9,22 +9,27 @@ the timestamps kept as they are (numbers; other columns are dropped).
 
 A conversion either writes ``<out>/<name>/<name>.inter`` whole or leaves nothing behind:
 the file is written under a temporary name and renamed at the end, and on any failure the
-temporary file and every folder the conversion created are removed again.
+temporary file and every folder the conversion created are removed again. The result carries
+a checksum (``suite.checksums``), checked whenever a scenario opens it. The input is never
+written over, and an atomic file given as input (this command's own output) is refused: its
+header would read as a user.
 """
 
 from __future__ import annotations
 
 import csv
-import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from scenarios.recsys.grammar import dataset_name
+from suite.checksums import write_with_checksum
 from suite.errors import DataError
 
 HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 CSV_COLUMNS = {"user": ("user", "user_id"), "item": ("item", "item_id"), "timestamp": ("timestamp",)}
+ATOMIC_HEADER = re.compile(r"^[^\s:]+:(token|token_seq|float|float_seq)(\t[^\s:]+:(token|token_seq|float|float_seq))*\r?$")
 
 
 def convert_sequences(source: str | Path, out_dir: str | Path, name: str | None = None) -> Path:
@@ -39,16 +44,30 @@ def convert_sequences(source: str | Path, out_dir: str | Path, name: str | None 
         raise DataError(f"--name {name!r}: the name becomes the RecBole dataset name and its folder: {error}") from None
     folder = Path(out_dir) / name
     target = folder / f"{name}.inter"
+    _refuse_atomic_input(source)
+    if target.exists() and target.samefile(source):
+        raise DataError(f"{source}: the input would be overwritten by the output {target}; choose another --out or --name")
     with _created_folders(folder):
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
         try:
-            (_write_csv if source.suffix.lower() == ".csv" else _write)(source, tmp)
-            tmp.replace(target)
+            writer = _write_csv if source.suffix.lower() == ".csv" else _write
+            write_with_checksum(target, lambda tmp: writer(source, tmp))
         except OSError as error:
             raise DataError(f"{error.filename or target}: cannot write the converted dataset ({error.strerror or error})") from None
-        finally:
-            tmp.unlink(missing_ok=True)
     return target
+
+
+def _refuse_atomic_input(source: Path) -> None:
+    """A RecBole atomic file (``name:type`` columns) is already converted: reading it as sequences gives garbage."""
+    try:
+        with source.open("rb") as handle:
+            first = handle.readline(4096).decode("utf-8", errors="replace").rstrip("\n")
+    except OSError as error:
+        raise DataError(f"{source}: cannot read the sequence file ({error.strerror or error})") from None
+    if ATOMIC_HEADER.match(first):
+        raise DataError(
+            f"{source}: already a RecBole atomic file (header {first.strip()!r}), not 'user item1 item2 ...' lines; "
+            f"use it as it is: scenario: {{name: recbole, path: {source.resolve().parent}}}"
+        )
 
 
 def _write(source: Path, tmp: Path) -> None:

@@ -2,8 +2,8 @@
 
 The table is written into the cache as ``recbole-tables/<name>-<digest>/<name>-<digest>.inter``
 (typed header ``user:token item:token time:float``), the digest being the sha256 of the bytes
-written: a copy that no longer hashes to its name (truncated, edited) is written again, never
-read. Then the ``recbole`` scenario's own build runs on it, so a table gets the same checks,
+written, with the suite's checksum record beside it: a copy that no longer matches it
+(truncated, edited) is written again, never read. Then the ``recbole`` scenario's own build runs on it, so a table gets the same checks,
 count filters and leave-one-out protocol as any atomic dataset.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from scenarios.recsys.atomic import AtomicFields, read_interactions
 from scenarios.recsys.entries import RecBoleScenario, RecBoleScenarioOptions, build
 from scenarios.recsys.grammar import dataset_name, field_name
 from suite.api import BuildContext, DataError, InteractionProtocolOptions, InteractionTable, SpecError
+from suite.checksums import ChecksumState, checksum_state, write_with_checksum
 
 TABLE_FOLDER = "recbole-tables"
 
@@ -50,15 +50,9 @@ def write_table(frame: pd.DataFrame, name: str, fields: AtomicFields, cache_dir:
     stem = f"{name[:64]}-{digest[:12]}"
     folder = cache_dir / TABLE_FOLDER / stem
     target = folder / f"{stem}.inter"
-    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == digest:
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = target.with_suffix(f".tmp{os.getpid()}")
-    try:
-        staging.write_text(text, encoding="utf-8")
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
+    if checksum_state(target) is not ChecksumState.MATCHES:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_with_checksum(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return folder
 
 

@@ -7,7 +7,7 @@ one ``.npy`` of stacked frames plus an offsets array, memory-mapped on load. ``m
 records an xxHash (XXH3-128) of every array when it is written, and every build that opens
 the cache checks them first: a damaged array (a disk error, a stray write) is rebuilt, never
 trained on. XXH3 reads at memory speed, so the check costs about as much as reading the
-arrays once.
+arrays once (``suite.checksums`` holds the digest, shared with the RecBole caches).
 """
 
 from __future__ import annotations
@@ -21,18 +21,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchaudio.compliance.kaldi as kaldi
-import xxhash
 
 from scenarios.slu.audio import TARGET_RATE, read_audio, single_thread
 from scenarios.slu.corpus import SPLITS, Corpus, locked, staged
 from suite.api import FeatureOptions
+from suite.checksums import file_digest
 from suite.errors import DataError
 from suite.progress import progress
 
 FEATURE_VERSION = 1
 ARRAYS = tuple(f"{split}{suffix}" for split in SPLITS for suffix in (".npy", "_offsets.npy", "_kept.npy"))
 SKIPPED_SHOWN = 5  # how many skipped files a summary names
-_HASH_CHUNK = 1 << 24
 
 
 @dataclass
@@ -215,17 +214,6 @@ def _write_meta(staging: Path, corpus: Corpus, options: FeatureOptions, stats, s
 
 class CorruptCache(Exception):
     """A cached array no longer matches the checksum recorded when it was written."""
-
-
-def file_digest(path: Path) -> str:
-    """XXH3-128 of a file's bytes, read in 16 MiB chunks (memory stays flat on a large corpus)."""
-    digest = xxhash.xxh3_128()
-    buffer = bytearray(_HASH_CHUNK)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
-        while count := handle.readinto(buffer):
-            digest.update(view[:count])
-    return "xxh3_128:" + digest.hexdigest()
 
 
 def _read_cache(directory: Path, corpus: Corpus) -> FeatureSet | None:

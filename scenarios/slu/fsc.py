@@ -13,6 +13,7 @@ from pathlib import Path
 
 from scenarios.slu.corpus import SPLITS, Corpus, Utterance, read_text
 from suite.errors import DataError
+from suite.paths import resolved
 
 COLUMNS = ("path", "speakerId", "transcription", "action", "object", "location")
 LAYOUT = (
@@ -40,7 +41,7 @@ def load_fsc(root: str | Path, checksum: str | None = None, name: str = "fsc") -
     ``checksum`` replaces the stat-based fingerprint (the spoken-commands corpus passes its
     manifest's content checksum, which survives a byte-identical rebuild).
     """
-    root = Path(root).expanduser().resolve()
+    root = resolved(root)
     check_layout(root)
     splits = {split: _read_split(root, csv_path(root, split)) for split in SPLITS}
     return Corpus(name=name, root=root, splits=splits, metadata_files=[csv_path(root, s) for s in SPLITS], checksum=checksum)
@@ -48,7 +49,7 @@ def load_fsc(root: str | Path, checksum: str | None = None, name: str = "fsc") -
 
 def check_layout(root: str | Path) -> None:
     """Raise a DataError naming the first missing piece of the FSC layout (no audio read)."""
-    root = Path(root).expanduser().resolve()
+    root = resolved(root)
     if not root.exists():
         raise _layout_error(root, "directory does not exist")
     if not root.is_dir():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from scenarios.slu.corpus import Corpus, Utterance, read_text
 from suite.errors import DataError
+from suite.paths import resolved
 
 FILES = {"train": "train.jsonl", "valid": "devel.jsonl", "test": "test.jsonl"}
 SYNTH_FILE = "train_synthetic.jsonl"
@@ -66,7 +67,7 @@ def load_slurp(root: str | Path, label: str = "scenario", use_synthetic: bool = 
 
 def find_layout(root: str | Path, audio_dir: str | Path | None = None, use_synthetic: bool = False) -> Layout:
     """The layout of ``root``, checked down to the audio folders; a DataError names the first missing piece."""
-    root = Path(root).expanduser().resolve()
+    root = resolved(root)
     if not root.exists():
         raise _layout_error(root, "directory does not exist")
     if not root.is_dir():
@@ -78,7 +79,7 @@ def find_layout(root: str | Path, audio_dir: str | Path | None = None, use_synth
     else:
         raise _layout_error(root, "missing train.jsonl, devel.jsonl, test.jsonl (flat layout) and dataset/slurp/ (repository layout)")
     if audio_dir:
-        layout = Layout(layout.kind, layout.annotations, Path(audio_dir).expanduser().resolve())
+        layout = Layout(layout.kind, layout.annotations, resolved(audio_dir))
     _check_files(root, layout, use_synthetic)
     return layout
 

@@ -1,10 +1,11 @@
 """A plugin's ``SpeechCorpus`` (the public, simple contract) as the SLU loaders' ``Corpus``.
 
 Paths are taken as they are; waveforms are written once as 32-bit float WAV files into the
-cache, in a folder named after their content, so features are computed from files like any
-corpus's. The corpus checksum covers every utterance's split, speaker, transcript, label and
-audio file (path, size, mtime): moving an utterance to another split or relabelling it gives
-another feature cache entry, never a stale one.
+cache, in a folder named after their content, each with a checksum that is checked on every
+use (a damaged file is written again), so features are computed from files like any corpus's.
+The corpus checksum covers every utterance's split, speaker, transcript, label and audio file
+(path, size, mtime): moving an utterance to another split or relabelling it gives another
+feature cache entry, never a stale one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import soundfile
 
 from scenarios.slu.corpus import SPLITS, Corpus, Utterance, locked
 from suite.api import DataError, SpeechCorpus, SpeechUtterance
+from suite.checksums import ChecksumState, checksum_state, write_with_checksum
 
 WAVEFORM_FOLDER = "speech-corpus-waveforms"
 
@@ -60,11 +62,11 @@ def _mono(index: int, utterance: SpeechUtterance) -> np.ndarray:
 
 
 def _written(path: Path, utterance: SpeechUtterance) -> Path:
-    if not path.is_file():
+    """The waveform's file, written (again) unless it is there and matches the checksum recorded with it."""
+    if checksum_state(path) is not ChecksumState.MATCHES:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_suffix(f".tmp{os.getpid()}.wav")
-        soundfile.write(staging, np.asarray(utterance.audio, dtype=np.float32), utterance.sample_rate, subtype="FLOAT")
-        os.replace(staging, path)
+        samples = np.asarray(utterance.audio, dtype=np.float32)
+        write_with_checksum(path, lambda tmp: soundfile.write(tmp, samples, utterance.sample_rate, subtype="FLOAT", format="WAV"))
     return path
 
 
