@@ -30,7 +30,7 @@ from suite import registry
 from suite import spec as specs
 from suite.errors import SuiteError, Terminated
 from suite.sequential.cli import convert_sequences_command
-from suite.tracking import CLASSIC_VIEW_QUERY, DEFAULT_ARTIFACTS, default_tracking_uri, open_store, sqlite_path
+from suite.tracking import CLASSIC_VIEW_QUERY, DEFAULT_ARTIFACTS, default_tracking_uri, metric_key, open_store, sqlite_path
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
@@ -220,7 +220,7 @@ def resume(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
     if result.error:
         raise ChildRunsFailed([result], 1)
     for key, value in result.summary.items():
-        click.echo(f"{key}: {value:.6g}")
+        click.echo(f"{metric_key(key)}: {value:.6g}")
 
 
 @main.command()
@@ -284,7 +284,7 @@ def _echo_table(rows: list[tuple[str, ...]]) -> None:
     "--metric",
     "metrics",
     multiple=True,
-    help="Metric column, as the spec writes it (repeatable; default: the spec's report.metrics).",
+    help="Metric column in any spelling: NDCG@10, test.ndcg@10, test.ndcg_at_10 (repeatable; default: the spec's report.metrics).",
 )
 @click.option("--launch", default="latest", show_default=True, help="Whose runs: 'latest' launch, 'all' launches, or a parent run id.")
 @click.option(

@@ -9,6 +9,7 @@ from the results in hand) print the same table. Tables are rendered by pandas
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from suite.errors import SpecError, SuiteError
-from suite.results import children_points, frame_from_children, param_value, read_launches
+from suite.results import children_points, frame_from_children, param_value, read_launches, resolve_metric
+from suite.tracking import metric_key
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -33,6 +35,19 @@ FORMATS = ("md", "csv", "latex")
 CONFIDENCE = 0.95
 SIGNIFICANT_DIGITS = 3
 MIN_SEEDS_FOR_A_RESULT = 5  # METHODS.md: methods are compared over at least 5 seeds
+LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+LATEX_PREAMBLE_NOTE = r"% needs \usepackage{booktabs} in the preamble"
 STAGE_NAMES = {"continual": "experience", "sequential": "epoch"}
 """What one step of a method's curve metric is, by family, for the launch figure's x axis."""
 
@@ -70,8 +85,7 @@ class ResultsTable:
             return "(no finished runs)"
         cells = self._cells()
         if fmt == "latex":
-            latex = cells.to_latex(index=False, escape=True)
-            return latex.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+            return self._latex(cells)
         keys = len(self._row_keys().columns)  # row keys read left-aligned, numbers right-aligned
         return cells.to_markdown(index=False, disable_numparse=True, colalign=["left"] * keys + ["right"] * (len(cells.columns) - keys))
 
@@ -95,6 +109,19 @@ class ResultsTable:
                 f"{CONFIDENCE:.0%} t-interval in brackets"
             )
         return lines
+
+    def _latex(self, cells: pd.DataFrame) -> str:
+        """A booktabs tabular to paste: readable row labels, escaped text, keys left- and numbers right-aligned."""
+        keys = len(self._row_keys().columns)
+        cells = cells.copy()
+        cells["label"] = [readable_label(label) for label in cells["label"]]
+        cells = cells.map(latex_text)
+        if self.baseline is not None:  # the Δ headers name the baseline row as its label reads
+            raw, readable = f"vs {self.baseline[1]} [", f"vs {readable_label(self.baseline[1])} ["
+            cells.columns = [column.replace(raw, readable) for column in cells.columns]
+        cells.columns = [latex_text(column) for column in cells.columns]
+        body = cells.to_latex(index=False, escape=False, column_format="l" * keys + "r" * (len(cells.columns) - keys))
+        return LATEX_PREAMBLE_NOTE + "\n" + body
 
     def _show_experiment(self) -> bool:
         return self.stats.index.get_level_values("experiment").nunique() > 1
@@ -135,6 +162,28 @@ class ResultsTable:
                     for row in self.stats.index
                 ]
         return table
+
+
+def latex_text(value: Any) -> str:
+    """Text as LaTeX typesets it: its special characters escaped, ± and Δ in math mode."""
+    text = "".join(LATEX_ESCAPES.get(character, character) for character in str(value))
+    return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+
+
+def readable_label(label: str) -> str:
+    """A row label for a paper: ``method=replay method.replay.size=100`` reads ``replay (size=100)``.
+
+    A section's name (``method=replay``) is shown by its value, any other setting by its last
+    key part; a label that is not ``key=value`` pairs (a spec's own point name) stays as it is.
+    """
+    pairs = [part.split("=", 1) for part in re.split(r" (?=[\w./-]+=)", label)]
+    if not all(len(pair) == 2 for pair in pairs):
+        return label
+    names = [value for key, value in pairs if "." not in key]
+    settings = [f"{key.rsplit('.', 1)[-1]}={value}" for key, value in pairs if "." in key]
+    if not names:
+        return ", ".join(settings)
+    return " ".join(names) + (f" ({', '.join(settings)})" if settings else "")
 
 
 def results_table(frame: pd.DataFrame, metrics: Sequence[str], baseline: str | None = None) -> ResultsTable:
@@ -207,24 +256,29 @@ def find_row(frame: pd.DataFrame, name: str) -> tuple[str, str]:
 def choose_metrics(frame: pd.DataFrame, requested: Sequence[str] | None, spec_metrics: Sequence[str] | None) -> tuple[list[str], list[str]]:
     """The metric columns to show, and notes on spec metrics no run logged.
 
-    Asked-for metrics must exist (an unknown one is an error naming the known ones). The spec's
+    Asked-for metrics must exist in some spelling (``resolve_metric``: ``NDCG@10`` finds
+    ``test.ndcg_at_10``; an unknown one is an error naming the known ones). The spec's
     ``report.metrics`` are the default, in its order; a validation launch shows ``valid.<name>``
-    for a spec's ``<name>``. Without either, every metric the runs logged.
+    for a spec's ``<name>``. Without either, every metric the runs logged. Columns carry the one
+    name the dashboard shows (``test.ndcg_at_10``).
     """
     known = [metric for metric in frame.attrs.get("metrics", []) if frame[metric].notna().any()]
     if requested:
-        unknown = [metric for metric in requested if metric not in known]
-        if unknown:
-            raise SpecError(f"unknown metric '{unknown[0]}'; the runs logged: {', '.join(known) or 'no metrics'}")
-        return list(requested), []
+        chosen = []
+        for metric in requested:
+            found = resolve_metric(metric, known)
+            if found is None:
+                raise SpecError(f"unknown metric '{metric}'; the runs logged: {', '.join(known) or 'no metrics'}")
+            chosen.append(found)
+        return list(dict.fromkeys(chosen)), []
     if not spec_metrics:
         return known, []
     chosen, notes = [], []
     for metric in spec_metrics:
-        found = next((name for name in (metric, f"valid.{metric}") if name in known), None)
-        if found:
+        found = resolve_metric(metric, known) or resolve_metric(f"valid.{metric}", known)
+        if found and found not in chosen:
             chosen.append(found)
-        else:
+        elif not found:
             notes.append(f"report.metrics names '{metric}', which no run logged")
     return (chosen, notes) if chosen else (known, notes)
 
@@ -293,7 +347,7 @@ def log_launch_results(parent: Tracker, results: Sequence[ChildResult], plan: La
                 "point": row.point,
                 "seed": int(row.seed),
                 "run_id": row.run_id,
-                "summary": result.summary,
+                "summary": {metric_key(key): value for key, value in result.summary.items()},
                 "error": result.error,
             }
             for row, result in zip(frame.itertuples(index=False), results)
@@ -331,8 +385,9 @@ def _log_curves(parent: Tracker, results: Sequence[ChildResult], frame: pd.DataF
             continue
         histories = pd.DataFrame.from_records(rows, columns=["label", "seed", "run_id", "step", "value"])
         stage = STAGE_NAMES.get(points[0].family, "stage")
-        figure = curve_figure(histories, metric, title=f"{plan.experiment}: {metric} after each {stage}", stage=stage)
-        parent.log_figure(figure, f"{metric}.png")
+        shown = metric_key(metric)
+        figure = curve_figure(histories, shown, title=f"{plan.experiment}: {shown} after each {stage}", stage=stage)
+        parent.log_figure(figure, f"{shown}.png")
 
 
 def _spec_defaults(parents: Sequence[Run]) -> tuple[list[str] | None, str | None]:
