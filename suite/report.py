@@ -9,7 +9,6 @@ from the results in hand) print the same table. Tables are rendered by pandas
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from suite.errors import SpecError, SuiteError
+from suite.latex import latex_table
 from suite.results import children_points, frame_from_children, param_value, read_launches, resolve_metric
 from suite.tracking import metric_key
 
@@ -35,19 +35,6 @@ FORMATS = ("md", "csv", "latex")
 CONFIDENCE = 0.95
 SIGNIFICANT_DIGITS = 3
 MIN_SEEDS_FOR_A_RESULT = 5  # METHODS.md: methods are compared over at least 5 seeds
-LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-LATEX_PREAMBLE_NOTE = r"% needs \usepackage{booktabs} in the preamble"
 STAGE_NAMES = {"continual": "experience", "sequential": "epoch"}
 """What one step of a method's curve metric is, by family, for the launch figure's x axis."""
 
@@ -111,17 +98,8 @@ class ResultsTable:
         return lines
 
     def _latex(self, cells: pd.DataFrame) -> str:
-        """A booktabs tabular to paste: readable row labels, escaped text, keys left- and numbers right-aligned."""
-        keys = len(self._row_keys().columns)
-        cells = cells.copy()
-        cells["label"] = [readable_label(label) for label in cells["label"]]
-        cells = cells.map(latex_text)
-        if self.baseline is not None:  # the Δ headers name the baseline row as its label reads
-            raw, readable = f"vs {self.baseline[1]} [", f"vs {readable_label(self.baseline[1])} ["
-            cells.columns = [column.replace(raw, readable) for column in cells.columns]
-        cells.columns = [latex_text(column) for column in cells.columns]
-        body = cells.to_latex(index=False, escape=False, column_format="l" * keys + "r" * (len(cells.columns) - keys))
-        return LATEX_PREAMBLE_NOTE + "\n" + body
+        baseline = self.baseline[1] if self.baseline is not None else None
+        return latex_table(cells, len(self._row_keys().columns), baseline)
 
     def _show_experiment(self) -> bool:
         return self.stats.index.get_level_values("experiment").nunique() > 1
@@ -162,28 +140,6 @@ class ResultsTable:
                     for row in self.stats.index
                 ]
         return table
-
-
-def latex_text(value: Any) -> str:
-    """Text as LaTeX typesets it: its special characters escaped, ± and Δ in math mode."""
-    text = "".join(LATEX_ESCAPES.get(character, character) for character in str(value))
-    return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
-
-
-def readable_label(label: str) -> str:
-    """A row label for a paper: ``method=replay method.replay.size=100`` reads ``replay (size=100)``.
-
-    A section's name (``method=replay``) is shown by its value, any other setting by its last
-    key part; a label that is not ``key=value`` pairs (a spec's own point name) stays as it is.
-    """
-    pairs = [part.split("=", 1) for part in re.split(r" (?=[\w./-]+=)", label)]
-    if not all(len(pair) == 2 for pair in pairs):
-        return label
-    names = [value for key, value in pairs if "." not in key]
-    settings = [f"{key.rsplit('.', 1)[-1]}={value}" for key, value in pairs if "." in key]
-    if not names:
-        return ", ".join(settings)
-    return " ".join(names) + (f" ({', '.join(settings)})" if settings else "")
 
 
 def results_table(frame: pd.DataFrame, metrics: Sequence[str], baseline: str | None = None) -> ResultsTable:
