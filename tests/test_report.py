@@ -20,9 +20,9 @@ from mlflow.tracking import MlflowClient
 
 from suite import spec as specs
 from suite.cli import main
+from suite.latex import readable_label
 from suite.launcher import launch
 from suite.plots import curve_figure
-from suite.latex import readable_label
 from suite.report import column_decimals, log_launch_results, paired_difference
 from suite.results import children_frame, launch_results, metric_histories, point_labels, resolve_metric
 from suite.tracking import Tracker
