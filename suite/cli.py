@@ -401,8 +401,17 @@ def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], 
         result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, **how)
     click.echo(result.table)
     click.echo(f"MLflow experiment '{result.experiment}' (id {result.experiment_id}), parent run {result.parent_run_id}", err=True)
+    click.echo(results_hint(uri, result.parent_run_id), err=True)
     if result.failed:
         raise ChildRunsFailed(result.failed, len(result.children))
+
+
+def results_hint(tracking_uri: str, parent_run_id: str) -> str:
+    """The last line of a launch: the command that opens its runs, and where its results table lies."""
+    from suite.tracking import Tracker
+
+    table = Tracker(tracking_uri, parent_run_id).artifact_location("results.md")
+    return f"open the results: {shlex.join(['suite', 'ui', '--tracking-uri', tracking_uri])}  (table: {table})"
 
 
 main.add_command(convert_sequences_command, name="convert-sequences")

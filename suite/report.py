@@ -322,8 +322,25 @@ def log_launch_results(parent: Tracker, results: Sequence[ChildResult], plan: La
         notes.append(f"{len(failed)} of {len(results)} runs failed: " + "; ".join(failed))
     text = table.render("md") + "\n\n" + bullets([*notes, *table.notes()])
     parent.log_text(text + "\n", "results.md")
+    _log_parent_metrics(parent, table, len(results) - len(failed), len(failed))
     _log_curves(parent, results, frame, plan)
     return text
+
+
+def _log_parent_metrics(parent: Tracker, table: ResultsTable, finished: int, failed: int) -> None:
+    """The parent's row in the runs table: one row of results.md (the baseline's, else the first) and the run counts.
+
+    Each report metric is logged under its own name as the mean over that row's seeds (a launch
+    of one point: its whole result); ``suite.summary_row`` names the row.
+    """
+    counts = {"runs_finished": finished, "runs_failed": failed}
+    if table.runs.empty:
+        parent.log_metrics(counts)
+        return
+    row = table.baseline or table.stats.index[0]
+    means = {metric: float(table.stats.loc[row, (metric, "mean")]) for metric in table.metrics}
+    parent.log_metrics({**{key: value for key, value in means.items() if not math.isnan(value)}, **counts})
+    parent.set_tags({"suite.summary_row": row[1]})
 
 
 def _log_curves(parent: Tracker, results: Sequence[ChildResult], frame: pd.DataFrame, plan: LaunchPlan) -> None:

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -479,6 +480,15 @@ class Tracker:
             profile=json.dumps(dict(profile)) if profile else None,
         )
         self._client.log_inputs(self.run_id, [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
+    def artifact_location(self, artifact_file: str) -> str:
+        """Where an artifact of this run lies: a local path for a local store, else its ``runs:/`` URI."""
+        root = self._client.get_run(self.run_id).info.artifact_uri
+        if root.startswith("file://"):
+            return str(Path(urllib.request.url2pathname(urllib.parse.urlparse(root).path)) / artifact_file)
+        if root.startswith("/"):
+            return str(Path(root) / artifact_file)
+        return f"runs:/{self.run_id}/{artifact_file}"
 
     def set_description(self, text: str) -> None:
         """The run's description as MLflow's UI shows it (the ``mlflow.note.content`` tag)."""

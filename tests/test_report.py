@@ -304,6 +304,13 @@ def test_log_launch_results_logs_table_paired_view_and_curve_on_the_parent(store
     assert "2 of 8 runs failed: method.fail_at_step=3 method.steps=4 seed=0: RuntimeError: toy method failed at step 3" in text
     assert "2 seeds per row (seeds 0, 1)" in text
     assert parent.download_artifact("loss.png", folder) is not None
+    baseline_runs = [r["run_id"] for r in records if r["label"] == baseline]
+    client = MlflowClient(store)
+    logged = client.get_run(result.parent_run_id).data
+    expected = statistics.mean(client.get_run(run_id).data.metrics["final_loss"] for run_id in baseline_runs)
+    assert logged.metrics["final_loss"] == pytest.approx(expected)  # the parent's row in the runs table: the baseline's mean
+    assert logged.metrics["runs_finished"] == 6 and logged.metrics["runs_failed"] == 2
+    assert logged.tags["suite.summary_row"] == baseline
 
 
 def test_curve_figure_draws_the_mean_and_std_over_seeds_of_each_point(store):
