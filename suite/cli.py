@@ -381,11 +381,13 @@ def ui(host: str, port: int, tracking_uri: str | None) -> None:
         click.echo(f"MLflow dashboard: {url}  (store: {uri}; Ctrl-C stops it)")
         sys.stdout.flush()
         code = server.watcher.wait()
+        if code:
+            raise dashboard.ServerFailed(f"the MLflow server exited with code {code}; its log: {server.log_path}")
+    except dashboard.ServerFailed as failure:
+        click.echo(f"error: {failure}", err=True)
+        sys.exit(EXIT_RUN_FAILED)
     finally:
         server.stop()
-    if code:
-        click.echo(f"error: the MLflow server exited with code {code}; its log: {server.log_path}", err=True)
-    sys.exit(EXIT_RUN_FAILED if code else 0)
 
 
 def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, **how: Any) -> None:

@@ -36,7 +36,11 @@ LOG_TAIL_LINES = 5
 
 
 class PortInUse(SuiteError):
-    """The port is taken (or the host cannot be bound): nothing was started."""
+    """The port is taken (or the host cannot be bound): nothing was started (exit 2)."""
+
+
+class ServerFailed(RuntimeError):
+    """The server exited or never answered: not the user's input (exit 1); the message names its log."""
 
 
 @dataclass
@@ -106,17 +110,17 @@ def start(tracking_uri: str, host: str, port: int) -> Dashboard:
 
 
 def wait_until_serving(dashboard: Dashboard, host: str, port: int, timeout_s: float = START_TIMEOUT_S) -> None:
-    """Poll the server's /health until it answers OK; a SuiteError with the log's last lines if it exits or never does."""
+    """Poll the server's /health until it answers OK; ServerFailed with the log's last line if it exits or never does."""
     url = f"http://{_reachable(host)}:{port}/health"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if dashboard.watcher.poll() is not None:
-            raise SuiteError(f"the MLflow server exited with code {dashboard.watcher.returncode}: {_log_tail(dashboard.log_path)}")
+            raise ServerFailed(f"the MLflow server exited with code {dashboard.watcher.returncode}: {_log_tail(dashboard.log_path)}")
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=HEALTH_PROBE_S) as response:  # refused while it starts
             if response.status == 200:
                 return
         time.sleep(0.25)
-    raise SuiteError(f"the MLflow server did not answer in {timeout_s:.0f} s; its log: {dashboard.log_path}")
+    raise ServerFailed(f"the MLflow server did not answer in {timeout_s:.0f} s; its log: {dashboard.log_path}")
 
 
 def _log_tail(log_path: Path) -> str:

@@ -151,3 +151,17 @@ def test_mlflow_reads_the_view_from_the_url_then_from_the_browser_store_the_app_
     assert 'e.get("workflowType")' in code  # the URL parameter comes first
     assert f'MACHINE_LEARNING="{TRAINING_WORKFLOW}"' in code
     assert "JSON.parse(e)" in code  # values are stored as JSON text, as the script writes them
+
+
+def test_a_server_that_exits_is_exit_1_naming_its_last_words_and_log(tracking_uri, monkeypatch, tmp_path):
+    """The real watcher runs a stand-in server that fails at once, as a broken store or install would."""
+    from suite import dashboard
+
+    failing = [sys.executable, "-c", "import sys; print('boom: the store cannot be opened', flush=True); sys.exit(3)"]
+    monkeypatch.setattr(dashboard, "server_command", lambda uri, host, port: failing)
+    port = free_port()
+    result = CliRunner().invoke(main, ["ui", "--port", str(port)])
+    assert result.exit_code == 1
+    log = tmp_path / "cache" / "dashboard" / f"server-{port}.log"
+    assert f"error: the MLflow server exited with code 3: boom: the store cannot be opened (full log: {log})" in result.output
+    assert "MLflow dashboard:" not in result.output  # no URL for a server that never answered
