@@ -91,7 +91,7 @@ def start(tracking_uri: str, host: str, port: int) -> Dashboard:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()  # both ends close-on-exec: only the watcher gets the read end
     # MLflow's job runner (about ten huey workers) serves GenAI jobs the suite never submits: off unless asked for
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PYTHONWARNINGS": "ignore", **os.environ}
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     command = [sys.executable, "-m", "suite.watchdog", str(read_end), "--", *server_command(tracking_uri, host, port)]
     with open(log_path, "w") as log:
         try:
