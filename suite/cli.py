@@ -10,33 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
-import os
 import shlex
 import signal
-import subprocess
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-import psutil
 
 from suite import registry
 from suite import spec as specs
+from suite.dashboard import dashboard_url, exposure_warning
 from suite.errors import SuiteError, Terminated
 from suite.sequential.cli import convert_sequences_command
-from suite.tracking import CLASSIC_VIEW_QUERY, DEFAULT_ARTIFACTS, default_tracking_uri, open_store, sqlite_path
+from suite.tracking import default_tracking_uri, metric_key, open_store
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
-STOP_GRACE_S = 10.0
 
 
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -220,7 +215,7 @@ def resume(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
     if result.error:
         raise ChildRunsFailed([result], 1)
     for key, value in result.summary.items():
-        click.echo(f"{key}: {value:.6g}")
+        click.echo(f"{metric_key(key)}: {value:.6g}")
 
 
 @main.command()
@@ -286,7 +281,7 @@ def _echo_table(rows: list[tuple[str, ...]]) -> None:
     "--metric",
     "metrics",
     multiple=True,
-    help="Metric column, as the spec writes it (repeatable; default: the spec's report.metrics).",
+    help="Metric column in any spelling: NDCG@10, test.ndcg@10, test.ndcg_at_10 (repeatable; default: the spec's report.metrics).",
 )
 @click.option("--launch", default="latest", show_default=True, help="Whose runs: 'latest' launch, 'all' launches, or a parent run id.")
 @click.option(
@@ -418,74 +413,30 @@ def tune(
 @_common
 @_guarded
 def ui(host: str, port: int, tracking_uri: str | None) -> None:
-    """Start the MLflow dashboard on the suite's store; Ctrl-C or SIGTERM stops it with all its workers."""
+    """Start the MLflow dashboard on the suite's store; it stops with this command (Ctrl-C, SIGTERM, a closed terminal, a kill)."""
+    from suite import dashboard
     from suite.tracking import latest_experiment_id
 
     uri = tracking_uri or default_tracking_uri()
+    dashboard.check_port(host, port)  # a busy port is exit 2 before anything starts
     warning = exposure_warning(host)
     if warning:
         click.echo(warning, err=True)
     url = dashboard_url(host, port, latest_experiment_id(uri))  # also gives a new store its schema, quietly
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
-    db_path = sqlite_path(uri)
-    if db_path:
-        command += ["--artifacts-destination", str(db_path.parent / DEFAULT_ARTIFACTS)]
-    click.echo(f"MLflow dashboard: {url}  (store: {uri}; Ctrl-C stops it)")
-    sys.stdout.flush()
-    # MLflow's job runner (about ten huey workers) serves GenAI jobs the suite never submits: off unless asked for
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
-    server = subprocess.Popen(command, env=env, start_new_session=True)  # its own process group, stopped as one
+    server = dashboard.start(uri, host, port)
+    click.echo(f"starting the MLflow server on {host}:{port} (its log: {server.log_path})", err=True)
     try:
-        code = server.wait()
+        dashboard.wait_until_serving(server, host, port)
+        click.echo(f"MLflow dashboard: {url}  (store: {uri}; Ctrl-C stops it)")
+        sys.stdout.flush()
+        code = server.watcher.wait()
+        if code:
+            raise dashboard.ServerFailed(f"the MLflow server exited with code {code}; its log: {server.log_path}")
+    except dashboard.ServerFailed as failure:
+        click.echo(f"error: {failure}", err=True)
+        sys.exit(EXIT_RUN_FAILED)
     finally:
-        stop_process_group(server)
-    sys.exit(code)
-
-
-def exposure_warning(host: str) -> str | None:
-    """A warning when the dashboard listens beyond this machine: it has no login and can create and delete runs."""
-    if host == "localhost":
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name: it may resolve to any interface
-    return (
-        f"warning: the dashboard on {host} has no authentication: anyone who reaches it can read, create and delete "
-        "runs; on a shared network run `mlflow server --app-name basic-auth` instead (see the README)"
-    )
-
-
-def dashboard_url(host: str, port: int, experiment_id: str | None) -> str:
-    """The page to open: the experiment's classic runs table (MLflow 3 would land on its GenAI page)."""
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    shown = f"[{shown}]" if ":" in shown else shown
-    page = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
-    return f"http://{shown}:{port}/#/{page}?{CLASSIC_VIEW_QUERY}"
-
-
-def stop_process_group(server: subprocess.Popen) -> None:
-    """SIGTERM to the server's whole group, SIGKILL to whatever still runs after a grace period."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, sig)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(timeout=0.2)
-            if not group_members(server.pid):
-                return
-
-
-def group_members(pgid: int) -> list[psutil.Process]:
-    """The live (non-zombie) processes of a process group."""
-    members = []
-    for process in psutil.process_iter(["status"]):
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
-                members.append(process)
-    return members
+        server.stop()
 
 
 def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, **how: Any) -> None:
@@ -501,8 +452,17 @@ def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], 
         result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, **how)
     click.echo(result.table)
     click.echo(f"MLflow experiment '{result.experiment}' (id {result.experiment_id}), parent run {result.parent_run_id}", err=True)
+    click.echo(results_hint(uri, result.parent_run_id), err=True)
     if result.failed:
         raise ChildRunsFailed(result.failed, len(result.children))
+
+
+def results_hint(tracking_uri: str, parent_run_id: str) -> str:
+    """The last line of a launch: the command that opens its runs, and where its results table lies."""
+    from suite.tracking import Tracker
+
+    table = Tracker(tracking_uri, parent_run_id).artifact_location("results.md")
+    return f"open the results: {shlex.join(['suite', 'ui', '--tracking-uri', tracking_uri])}  (table: {table})"
 
 
 main.add_command(convert_sequences_command, name="convert-sequences")

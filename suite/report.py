@@ -20,7 +20,17 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from suite.errors import SpecError, SuiteError
-from suite.results import children_points, frame_from_children, one_run_per_seed, param_value, read_launches, repeated_seeds
+from suite.latex import latex_table
+from suite.results import (
+    children_points,
+    frame_from_children,
+    one_run_per_seed,
+    param_value,
+    read_launches,
+    repeated_seeds,
+    resolve_metric,
+)
+from suite.tracking import metric_key
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -74,8 +84,7 @@ class ResultsTable:
             return "(no finished runs)"
         cells = self._cells()
         if fmt == "latex":
-            latex = cells.to_latex(index=False, escape=True)
-            return latex.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+            return self._latex(cells)
         keys = len(self._row_keys().columns)  # row keys read left-aligned, numbers right-aligned
         return cells.to_markdown(index=False, disable_numparse=True, colalign=["left"] * keys + ["right"] * (len(cells.columns) - keys))
 
@@ -109,6 +118,10 @@ class ResultsTable:
                 f"{CONFIDENCE:.0%} t-interval in brackets"
             )
         return lines
+
+    def _latex(self, cells: pd.DataFrame) -> str:
+        baseline = self.baseline[1] if self.baseline is not None else None
+        return latex_table(cells, len(self._row_keys().columns), baseline)
 
     def _show_experiment(self) -> bool:
         return self.stats.index.get_level_values("experiment").nunique() > 1
@@ -227,24 +240,29 @@ def find_row(frame: pd.DataFrame, name: str) -> tuple[str, str]:
 def choose_metrics(frame: pd.DataFrame, requested: Sequence[str] | None, spec_metrics: Sequence[str] | None) -> tuple[list[str], list[str]]:
     """The metric columns to show, and notes on spec metrics no run logged.
 
-    Asked-for metrics must exist (an unknown one is an error naming the known ones). The spec's
+    Asked-for metrics must exist in some spelling (``resolve_metric``: ``NDCG@10`` finds
+    ``test.ndcg_at_10``; an unknown one is an error naming the known ones). The spec's
     ``report.metrics`` are the default, in its order; a validation launch shows ``valid.<name>``
-    for a spec's ``<name>``. Without either, every metric the runs logged.
+    for a spec's ``<name>``. Without either, every metric the runs logged. Columns carry the one
+    name the dashboard shows (``test.ndcg_at_10``).
     """
     known = [metric for metric in frame.attrs.get("metrics", []) if frame[metric].notna().any()]
     if requested:
-        unknown = [metric for metric in requested if metric not in known]
-        if unknown:
-            raise SpecError(f"unknown metric '{unknown[0]}'; the runs logged: {', '.join(known) or 'no metrics'}")
-        return list(requested), []
+        chosen = []
+        for metric in requested:
+            found = resolve_metric(metric, known)
+            if found is None:
+                raise SpecError(f"unknown metric '{metric}'; the runs logged: {', '.join(known) or 'no metrics'}")
+            chosen.append(found)
+        return list(dict.fromkeys(chosen)), []
     if not spec_metrics:
         return known, []
     chosen, notes = [], []
     for metric in spec_metrics:
-        found = next((name for name in (metric, f"valid.{metric}") if name in known), None)
-        if found:
+        found = resolve_metric(metric, known) or resolve_metric(f"valid.{metric}", known)
+        if found and found not in chosen:
             chosen.append(found)
-        else:
+        elif not found:
             notes.append(f"report.metrics names '{metric}', which no run logged")
     return (chosen, notes) if chosen else (known, notes)
 
@@ -315,7 +333,7 @@ def log_launch_results(parent: Tracker, results: Sequence[ChildResult], plan: La
                 "point": row.point,
                 "seed": int(row.seed),
                 "run_id": row.run_id,
-                "summary": result.summary,
+                "summary": {metric_key(key): value for key, value in result.summary.items()},
                 "error": result.error,
             }
             for row, result in zip(frame.itertuples(index=False), results)
@@ -334,8 +352,25 @@ def log_launch_results(parent: Tracker, results: Sequence[ChildResult], plan: La
         notes.append(f"{len(failed)} of {len(results)} runs failed: " + "; ".join(failed))
     text = table.render("md") + "\n\n" + bullets([*notes, *table.notes()])
     parent.log_text(text + "\n", "results.md")
+    _log_parent_metrics(parent, table, len(results) - len(failed), len(failed))
     _log_curves(parent, results, frame, plan)
     return text
+
+
+def _log_parent_metrics(parent: Tracker, table: ResultsTable, finished: int, failed: int) -> None:
+    """The parent's row in the runs table: one row of results.md (the baseline's, else the first) and the run counts.
+
+    Each report metric is logged under its own name as the mean over that row's seeds (a launch
+    of one point: its whole result); ``suite.summary_row`` names the row.
+    """
+    counts = {"runs_finished": finished, "runs_failed": failed}
+    if table.runs.empty:
+        parent.log_metrics(counts)
+        return
+    row = table.baseline or table.stats.index[0]
+    means = {metric: float(table.stats.loc[row, (metric, "mean")]) for metric in table.metrics}
+    parent.log_metrics({**{key: value for key, value in means.items() if not math.isnan(value)}, **counts})
+    parent.set_tags({"suite.summary_row": row[1]})
 
 
 def _log_curves(parent: Tracker, results: Sequence[ChildResult], frame: pd.DataFrame, plan: LaunchPlan) -> None:
@@ -353,8 +388,9 @@ def _log_curves(parent: Tracker, results: Sequence[ChildResult], frame: pd.DataF
             continue
         histories = pd.DataFrame.from_records(rows, columns=["label", "seed", "run_id", "step", "value"])
         stage = STAGE_NAMES.get(points[0].family, "stage")
-        figure = curve_figure(histories, metric, title=f"{plan.experiment}: {metric} after each {stage}", stage=stage)
-        parent.log_figure(figure, f"{metric}.png")
+        shown = metric_key(metric)
+        figure = curve_figure(histories, shown, title=f"{plan.experiment}: {shown} after each {stage}", stage=stage)
+        parent.log_figure(figure, f"{shown}.png")
 
 
 def _spec_defaults(parents: Sequence[Run]) -> tuple[list[str] | None, str | None]:

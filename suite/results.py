@@ -8,9 +8,10 @@ One row per child run (one seed of one grid point): ``experiment``, ``label`` (t
 that differ between the points, e.g. ``method.replay.size=100``), ``point`` (the spec's own
 point label), ``seed``, ``status``, ``run_id``, ``parent_run_id``, then every param under its
 dotted spec key (``train.lr``, typed back from MLflow's strings) and every metric under the
-name the specs write (``test.ndcg@10``, which MLflow stores as ``test.ndcg_at_10``).
-``frame.attrs["params"]`` and ``frame.attrs["metrics"]`` list which columns are which. Rows
-come in start order. The same seed of the same point run twice (two launches, ``--launch
+one name the dashboard, the terminal and the tables all show (``test.ndcg_at_10``: MLflow
+refuses '@' in a name). ``resolve_metric`` takes any spelling (``NDCG@10``, ``test.ndcg@10``).
+``frame.attrs["params"]`` and ``frame.attrs["metrics"]`` list which columns are which.
+Rows come in start order. The same seed of the same point run twice (two launches, ``--launch
 all``) gives two rows: ``one_run_per_seed(runs)`` keeps the latest finished one of each, as
 ``suite report`` does, so repeats are never counted as samples.
 
@@ -40,6 +41,8 @@ NOT_SETTINGS = ("seed", "seeds", "experiment", "description", "grid", "report")
 """Spec keys that never tell two grid points apart (the seed is a column of its own)."""
 DERIVED = "derived."  # params a run derives from its data and seed (class order, sizes): they describe it, never label it
 SECTION_ORDER = ("scenario", "model", "method", "train")
+METRIC_PREFERENCE = ("test.", "valid.")
+"""Which prefix an unprefixed metric name (``NDCG@10``) means when several are logged."""
 PAGE_SIZE = 1000
 REPEATS = ("latest", "first", "all")
 """Which finished run of a (row, seed) a table pools: the latest, the first, or every one (repeats counted as samples)."""
@@ -130,7 +133,7 @@ def frame_from_children(results: Sequence[ChildResult], plan: LaunchPlan, parent
             "run_id": result.run_id,
             "parent_run_id": parent_run_id,
             "params": point_settings(point.to_dict()),
-            "metrics": dict(result.summary),
+            "metrics": {metric_key(key): value for key, value in result.summary.items()},
         }
         for result, point in zip(results, children_points(results, plan))
     ]
@@ -197,8 +200,29 @@ def metric_histories(client: MlflowClient, runs: pd.DataFrame, metric: str) -> p
 
 
 def spec_metric_name(key: str) -> str:
-    """The spec's name of an MLflow metric key: the inverse of ``suite.tracking.metric_key``."""
-    return key.replace("_at_", "@")
+    """The one name a metric is shown under: MLflow's key (``test.ndcg_at_10``), whatever spelling logged it."""
+    return metric_key(key)
+
+
+def resolve_metric(requested: str, known: Sequence[str]) -> str | None:
+    """The metric of ``known`` that ``requested`` names, in any spelling; None when none (or several) fit.
+
+    ``NDCG@10``, ``ndcg_at_10``, ``test.ndcg@10`` and ``TEST.NDCG_AT_10`` all name ``test.ndcg_at_10``:
+    '@' reads as ``_at_``, case is ignored, and a name without its prefix takes the one logged
+    metric that ends with it (``test.`` first, then ``valid.``, when both exist).
+    """
+    wanted = metric_key(requested.strip())
+    if wanted in known:
+        return wanted
+    folded = {name.lower(): name for name in known}
+    if wanted.lower() in folded:
+        return folded[wanted.lower()]
+    endings = [name for name in known if name.lower().endswith("." + wanted.lower())]
+    for prefix in METRIC_PREFERENCE:
+        preferred = [name for name in endings if name.lower() == prefix + wanted.lower()]
+        if preferred:
+            return preferred[0]
+    return endings[0] if len(endings) == 1 else None
 
 
 def param_value(text: str) -> Any:

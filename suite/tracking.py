@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -485,29 +486,51 @@ class Tracker:
         with _no_artifact_progress_bar():
             return Path(self._client.download_artifacts(self.run_id, artifact_file, str(dst_dir)))
 
-    def log_model(self, model: Any, artifact_path: str = "model", extra_files: Sequence[str | Path] = ()) -> None:
-        """Save a torch module in MLflow's pytorch flavor: ``mlflow.pytorch.load_model("runs:/<id>/model")`` gives it back.
+    def log_model(self, model: Any, artifact_path: str = "model", extra_files: Sequence[str | Path] = ()) -> str:
+        """Save a torch module as an MLflow 3 logged model of this run; returns its model id.
 
-        Requirements are pinned to the running torch instead of inferred (inference imports the
-        model in a subprocess, seconds per run for nothing), without its local build suffix so a
-        CPU or CUDA build both match on load; ``extra_files`` (a tokenizer, say) travel inside
-        the model folder. MLflow's notice about pickled models is kept off the terminal: the
-        suite's models are its own modules, loaded back only by their owner.
+        The runs table's Models column and the experiment's "Logged models" tab list it, with
+        the run's params; ``mlflow.pytorch.load_model("models:/<model_id>")`` and
+        ``mlflow.pytorch.load_model("runs:/<run_id>/model")`` (MLflow resolves a run's named
+        model) both give it back. Built through the client, as ``mlflow.pytorch.log_model``
+        would through the process-global tracking URI and experiment. Requirements are pinned
+        to the running torch instead of inferred (inference imports the model in a subprocess,
+        seconds per run for nothing), without its local build suffix so a CPU or CUDA build
+        both match on load; ``extra_files`` (a tokenizer, say) travel inside the model folder.
+        MLflow's notice about pickled models is kept off the terminal: the suite's models are
+        its own modules, loaded back only by their owner.
         """
         import mlflow.pytorch
         import torch
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
 
-        # save_model copies extra files through MLflow's artifact download, progress bar included
-        with tempfile.TemporaryDirectory() as tmp, _quiet_loggers(["mlflow.pytorch"], logging.ERROR), _no_artifact_progress_bar():
-            local = Path(tmp) / artifact_path
-            mlflow.pytorch.save_model(
-                model,
-                str(local),
-                serialization_format="pickle",
-                extra_files=[str(path) for path in extra_files] or None,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            )
-            self._client.log_artifacts(self.run_id, str(local), artifact_path)
+        run = self._client.get_run(self.run_id)
+        logged = self._client.create_logged_model(
+            run.info.experiment_id, name=artifact_path, source_run_id=self.run_id, params=dict(run.data.params)
+        )
+        try:
+            # save_model copies extra files through MLflow's artifact download, progress bar included
+            with tempfile.TemporaryDirectory() as tmp, _quiet_loggers(["mlflow.pytorch"], logging.ERROR), _no_artifact_progress_bar():
+                local = Path(tmp) / artifact_path
+                mlflow.pytorch.save_model(
+                    model,
+                    str(local),
+                    mlflow_model=Model(
+                        artifact_path=logged.artifact_location, run_id=self.run_id, model_uuid=logged.model_id, model_id=logged.model_id
+                    ),
+                    serialization_format="pickle",
+                    extra_files=[str(path) for path in extra_files] or None,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                )
+                self._client.log_model_artifacts(logged.model_id, str(local))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
+        self._client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        self._client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        return logged.model_id
 
     def log_dataset(self, name: str, digest: str, source: str, context: str = "train", profile: Mapping[str, Any] | None = None) -> None:
         """Record the data a run used as an MLflow dataset input (the runs table's Dataset column)."""
@@ -521,6 +544,15 @@ class Tracker:
             profile=json.dumps(dict(profile)) if profile else None,
         )
         self._client.log_inputs(self.run_id, [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
+    def artifact_location(self, artifact_file: str) -> str:
+        """Where an artifact of this run lies: a local path for a local store, else its ``runs:/`` URI."""
+        root = self._client.get_run(self.run_id).info.artifact_uri
+        if root.startswith("file://"):
+            return str(Path(urllib.request.url2pathname(urllib.parse.urlparse(root).path)) / artifact_file)
+        if root.startswith("/"):
+            return str(Path(root) / artifact_file)
+        return f"runs:/{self.run_id}/{artifact_file}"
 
     def set_description(self, text: str) -> None:
         """The run's description as MLflow's UI shows it (the ``mlflow.note.content`` tag)."""
@@ -548,6 +580,9 @@ class Tracker:
     def artifact_uri(self, artifact_file: str) -> str:
         """Where an artifact of this run lives, for messages that must name the file."""
         return f"{self._client.get_run(self.run_id).info.artifact_uri.rstrip('/')}/{artifact_file}"
+
+    def run_name(self) -> str:
+        return self._client.get_run(self.run_id).info.run_name or ""
 
     def reopen(self) -> None:
         """Put a closed run back to RUNNING in this process (``suite resume``); its old error tag goes."""

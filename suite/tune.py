@@ -21,6 +21,7 @@ import yaml
 from suite import spec as specs
 from suite.errors import SpecError, SuiteError
 from suite.results import children_points, frame_from_children, setting_order
+from suite.tracking import metric_key
 
 OBJECTIVE_PREFIXES = ("valid.", "best_valid.")
 TUNE_SUFFIX = "-tune"
@@ -136,6 +137,7 @@ def run_tuning(
     from suite.tracking import Tracker
 
     check_objective(objective)
+    objective = metric_key(objective)  # valid.ndcg@10 is shown and ranked as valid.ndcg_at_10, as MLflow stores it
     result = launch(plan, tracking_uri, command_line=command_line, evaluation="valid", fail_fast=False, **how)
     frame = frame_from_children(result.children, plan, result.parent_run_id)
     ranking = rank_points(frame, objective, maximize, plan.base.seeds)

@@ -81,7 +81,9 @@ def test_each_method_runs_and_logs(store, method):
     _, client, _, _ = store
     history = client.get_metric_history(run_id, "avg_acc_seen")
     artifacts = {a.path for a in client.list_artifacts(run_id)}
-    assert {"accuracy_matrix.json", "accuracy_matrix.png", "tokenizer.json", "model"} <= artifacts
+    assert {"accuracy_matrix.json", "accuracy_matrix.png", "tokenizer.json"} <= artifacts
+    (output,) = client.get_run(run_id).outputs.model_outputs  # the final model: an MLflow 3 logged model of the run
+    assert client.get_logged_model(output.model_id).name == "model"
     epochs = [m.step for m in client.get_metric_history(run_id, "train.loss")]
     if method == "joint":
         assert [m.step for m in history] == [0]

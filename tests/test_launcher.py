@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -87,6 +88,10 @@ def test_run_is_found_by_plain_mlflow(toy_distribution, tracking_uri, toy_spec):
     header, _, row = (line.split("|")[1:-1] for line in table.splitlines()[1:4])
     assert [cell.strip() for cell in header] == ["label", "n", "final_loss", "weight_norm"]
     assert [cell.strip() for cell in row[:2]] == ["toy-fit", "2"]
+    hint = re.fullmatch(r"open the results: suite ui --tracking-uri (\S+)  \(table: (.+)\)", table.splitlines()[-1])
+    assert hint and hint[1] == tracking_uri  # the launch ends with the command that opens it
+    assert Path(hint[2]).read_text().startswith("| label ") and Path(hint[2]).name == "results.md"
+    assert parent.data.metrics["final_loss"] == pytest.approx(sum(r.data.metrics["final_loss"] for r in kids) / 2)  # not an empty row
 
 
 @pytest.mark.slow

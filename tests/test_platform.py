@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import mlflow
-import psutil
 import pytest
 from click.testing import CliRunner
 
 from suite import registry
-from suite.cli import dashboard_url, exposure_warning, group_members, main
+from suite.cli import dashboard_url, exposure_warning, main
 from suite.progress import progress, shows_progress
 
 
@@ -65,52 +59,6 @@ def test_sweep_on_ray_logs_every_trial(toy_distribution, toy_env, toy_spec):
     assert all(r.data.tags["toy.quiet"] == "True" for r in kids)  # --quiet reached the workers through RunContext
     assert parent.data.tags["suite.pid"] == str(driver.pid)
     assert all(r.data.tags["suite.pid"] != str(driver.pid) for r in kids)  # each child is opened by the worker that runs it
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_ui_serves_the_store_and_stops_its_whole_process_group(toy_distribution, toy_env, toy_spec, tmp_path):
-    assert CliRunner().invoke(main, ["run", str(toy_spec), "-q", "-o", "seeds=[0]"]).exit_code == 0
-    experiment = mlflow.get_experiment_by_name("toy-exp")
-    port = free_port()
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "suite.cli", "ui", "--port", str(port)],
-        env=toy_env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    group = None
-    try:
-        first = ui.stdout.readline()
-        assert first.startswith(f"MLflow dashboard: http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs?workflowType=")
-        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    body = json.loads(response.read())
-                break
-            except OSError:
-                assert ui.poll() is None, "suite ui exited"
-                assert time.monotonic() < deadline, "mlflow server did not answer in 120 s"
-                time.sleep(0.5)
-        served = {e["name"]: {t["key"]: t["value"] for t in e.get("tags", [])} for e in body["experiments"]}
-        assert served["toy-exp"]["mlflow.experimentKind"] == "custom_model_development"
-        (server,) = psutil.Process(ui.pid).children()
-        group = server.pid
-        assert group_members(group), "the server runs in its own process group"
-    finally:
-        ui.send_signal(signal.SIGTERM)
-        ui.wait(timeout=60)
-    assert ui.returncode == 143
-    assert group_members(group) == []  # server, job runner and huey workers are all gone
 
 
 def test_dashboard_warns_beyond_loopback_and_opens_the_runs_table():

@@ -20,10 +20,11 @@ from mlflow.tracking import MlflowClient
 
 from suite import spec as specs
 from suite.cli import main
+from suite.latex import readable_label
 from suite.launcher import launch
 from suite.plots import curve_figure
 from suite.report import column_decimals, log_launch_results, paired_difference
-from suite.results import children_frame, launch_results, metric_histories, point_labels
+from suite.results import children_frame, launch_results, metric_histories, point_labels, resolve_metric
 from suite.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -94,8 +95,8 @@ def test_launch_results_has_one_row_per_child_with_params_metrics_and_labels(sto
     assert set(frame["point"]) == {"method=toy-fit steps=2", "method=toy-fit steps=4"}  # the launch labels name the difference...
     assert frame.groupby("label")["method.steps"].unique().to_dict() == {BASELINE: [2], "method.steps=4": [4]}  # ...so do these
     assert frame["train.lr"].tolist() == [0.05] * 6  # params typed back from MLflow's strings
-    assert {"final_loss", "weight_norm", "loss", "test.hit@10"} <= set(frame.attrs["metrics"])
-    assert "test.hit_at_10" not in frame.columns
+    assert {"final_loss", "weight_norm", "loss", "test.hit_at_10"} <= set(frame.attrs["metrics"])
+    assert "test.hit@10" not in frame.columns  # one name: MLflow's
     direct = {run.info.run_id: run.data.metrics["final_loss"] for run in children(store, "toy-grid")}
     assert frame.set_index("run_id")["final_loss"].to_dict() == pytest.approx(direct)
 
@@ -122,17 +123,56 @@ def test_csv_reads_back_with_the_mean_and_std_mlflow_holds(store):
     }
     assert table.loc[BASELINE, "final_loss mean"] == pytest.approx(statistics.mean(by_steps["2"]))
     assert table.loc["method.steps=4", "final_loss std"] == pytest.approx(statistics.stdev(by_steps["4"]))
-    assert table.loc[BASELINE, "test.hit@10 mean"] == pytest.approx(0.35)
+    assert table.loc[BASELINE, "test.hit_at_10 mean"] == pytest.approx(0.35)
     assert table["n"].tolist() == [3, 3]
 
 
-def test_latex_has_one_row_per_point(store):
-    result = report(store, "toy-grid", "--format", "latex")
+def test_latex_is_a_booktabs_table_to_paste_with_readable_labels_escaped_headers_and_right_aligned_numbers(store):
+    result = report(store, "toy-grid", "--format", "latex", "-m", "test.hit@10", "-m", "final_loss", "--baseline", BASELINE)
     assert result.exit_code == 0, result.output
-    body = result.stdout.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
-    assert [line.split("&")[0].strip() for line in body] == [BASELINE, "method.steps=4"]
+    text = result.stdout
+    assert text.startswith("% needs \\usepackage{booktabs}")  # the one package it needs, said where it is pasted
+    assert r"\begin{tabular}{lrrrrr}" in text  # label left, n and every number column right
+    assert all(rule in text for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+    header = text.split(r"\toprule")[1].split(r"\midrule")[0].strip()
+    assert [cell.strip() for cell in header.removesuffix(r"\\").split("&")] == [
+        "label",
+        "n",
+        r"test.hit\_at\_10",
+        r"final\_loss",
+        r"test.hit\_at\_10 $\Delta$ vs steps=2 [95\% CI]",
+        r"final\_loss $\Delta$ vs steps=2 [95\% CI]",
+    ]
+    body = text.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+    assert [line.split("&")[0].strip() for line in body] == ["steps=2", "steps=4"]  # not method.steps=2
     assert all(r"$\pm$" in line and line.endswith(r"\\") for line in body)
-    assert "±" not in result.stdout and "illustration" not in result.stdout  # notes go to stderr
+    assert "±" not in text and "Δ" not in text and "illustration" not in text  # notes go to stderr
+    assert not re.search(r"(?<!\\)[_%]", text.split("\n", 1)[1])  # every underscore and percent sign escaped
+
+
+def test_readable_labels_name_the_method_and_put_its_settings_in_parentheses():
+    assert readable_label("method=replay method.replay.size=100") == "replay (size=100)"
+    assert readable_label("method=replay") == "replay"
+    assert readable_label("method.steps=2 train.lr=0.01") == "steps=2, lr=0.01"
+    assert readable_label("tuned replay") == "tuned replay"  # a spec's own point name stays
+
+
+@pytest.mark.parametrize("spelling", ["test.hit@10", "test.hit_at_10", "HIT@10", "hit@10", "hit_at_10", "Test.Hit@10"])
+def test_every_spelling_of_a_metric_names_the_one_column(store, spelling):
+    result = report(store, "toy-grid", "--format", "csv", "-m", spelling)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(io.StringIO(result.stdout)).set_index("label")
+    assert list(table.columns[:2]) == ["n", "test.hit_at_10 mean"]  # one name, the one the dashboard shows
+    assert table.loc[BASELINE, "test.hit_at_10 mean"] == pytest.approx(0.35)
+
+
+def test_an_unprefixed_metric_means_test_before_valid():
+    known = ["valid.ndcg_at_10", "test.ndcg_at_10", "valid_epoch.mrr_at_10", "loss"]
+    assert resolve_metric("NDCG@10", known) == "test.ndcg_at_10"
+    assert resolve_metric("valid.NDCG@10", known) == "valid.ndcg_at_10"
+    assert resolve_metric("mrr@10", known) == "valid_epoch.mrr_at_10"  # the one metric that ends with it
+    assert resolve_metric("hit@10", known) is None
+    assert resolve_metric("Loss", known) == "loss"
 
 
 def test_unknown_metric_is_an_error_naming_the_known_ones(store):
@@ -294,6 +334,13 @@ def test_log_launch_results_logs_table_paired_view_and_curve_on_the_parent(store
     assert "2 of 8 runs failed: method.fail_at_step=3 method.steps=4 seed=0: RuntimeError: toy method failed at step 3" in text
     assert "2 seeds per row (seeds 0, 1)" in text
     assert parent.download_artifact("loss.png", folder) is not None
+    baseline_runs = [r["run_id"] for r in records if r["label"] == baseline]
+    client = MlflowClient(store)
+    logged = client.get_run(result.parent_run_id).data
+    expected = statistics.mean(client.get_run(run_id).data.metrics["final_loss"] for run_id in baseline_runs)
+    assert logged.metrics["final_loss"] == pytest.approx(expected)  # the parent's row in the runs table: the baseline's mean
+    assert logged.metrics["runs_finished"] == 6 and logged.metrics["runs_failed"] == 2
+    assert logged.tags["suite.summary_row"] == baseline
 
 
 def test_curve_figure_draws_the_mean_and_std_over_seeds_of_each_point(store):

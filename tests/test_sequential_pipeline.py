@@ -202,11 +202,11 @@ def test_epoch_line_says_epoch_loss_valid_metric_and_seconds(tmp_path: Path) -> 
             logged.append((metrics, step))
 
     stream = io.StringIO()
-    log = pipeline.EpochLog(Recorder(), "MRR@10", quiet=False, stream=stream)
+    log = pipeline.EpochLog(Recorder(), "MRR@10", quiet=False, stream=stream, name="sasrec seed=1")
     log("train", 3, {"loss": 6.81234})
     log("valid", 3, {"mrr@10": 0.04123, "hit@10": 0.2})
     line = stream.getvalue()
-    assert line.startswith("epoch   3  train loss 6.8123  valid mrr@10 0.0412  (") and line.endswith(" s)\n")
+    assert line.startswith("sasrec seed=1 epoch   3  train loss 6.8123  valid mrr@10 0.0412  (") and line.endswith(" s)\n")
     assert logged[1] == ({"valid_epoch.mrr@10": 0.04123, "valid_epoch.hit@10": 0.2}, 3)
     quiet = io.StringIO()
     pipeline.EpochLog(Recorder(), "MRR@10", quiet=True, stream=quiet)("valid", 0, {"mrr@10": 0.1})
@@ -234,7 +234,12 @@ def test_a_run_logs_dataset_and_best_model_and_keeps_the_terminal_clean(
     assert not [w for w in caught if "recbole" in w.filename], [str(w.message) for w in caught]
     assert "FutureWarning" not in err
     assert not [record for record in caplog.records if "will not be used in RecBole" in record.getMessage()]
-    assert [line.split()[:2] for line in err.splitlines() if line.startswith("epoch")] == [["epoch", "0"], ["epoch", "1"]]
+    name = MlflowClient(tracking_uri).get_run(ctx.tracker.run_id).info.run_name
+    counts, *epochs = [line[len(name) :] for line in err.splitlines() if line.startswith(name)]
+    assert [line.split()[:2] for line in epochs] == [["epoch", "0"], ["epoch", "1"]]  # each epoch line names its run
+    kept = json.loads(MlflowClient(tracking_uri).get_run(ctx.tracker.run_id).inputs.dataset_inputs[0].dataset.profile)
+    shown = f"{kept['users']} users, {kept['items']} items, {kept['interactions']} interactions"
+    assert counts == f": ring: {shown} (after RecBole's filters)"  # RecBole's quick start counts, first
 
     client = MlflowClient(tracking_uri)
     run = client.get_run(ctx.tracker.run_id)
@@ -248,7 +253,8 @@ def test_a_run_logs_dataset_and_best_model_and_keeps_the_terminal_clean(
     assert profile["users"] == 40 and int(run.data.params["recbole.interactions"]) == profile["interactions"]
 
     best = torch.load(client.download_artifacts(run.info.run_id, "checkpoints/best.pth", str(tmp_path)), weights_only=True)
-    model = mlflow.pytorch.load_model(f"{run.info.artifact_uri}/model")  # runs:/ would read the process-global tracking URI
+    (output,) = run.outputs.model_outputs  # the best model, an MLflow 3 logged model of the run
+    model = mlflow.pytorch.load_model(client.get_logged_model(output.model_id).artifact_location)
     assert isinstance(model, SASRec)
     assert all(torch.equal(value, best["model"][key]) for key, value in model.state_dict().items())
     history = client.get_metric_history(run.info.run_id, "valid_epoch.ndcg_at_10")

@@ -228,5 +228,5 @@ def test_override_parse_keeps_yaml_types():
 def test_families_must_match(toy_distribution, tmp_path):
     path = tmp_path / "mixed.yaml"
     path.write_text("scenario: {name: toy-other}\nmodel: {name: toy-linear}\nmethod: {name: toy-fit}\n")
-    with pytest.raises(SpecError, match="one family"):
+    with pytest.raises(SpecError, match="must fit together: scenario 'toy-other' is other"):
         specs.plan(path)

@@ -50,3 +50,10 @@ def test_a_run_prints_no_warning_or_library_chatter(family: str, fsc_root: Path,
     printed = done.stdout.splitlines() + done.stderr.splitlines()
     assert any(line.startswith("| ") for line in printed)  # the results table did print
     assert [line for line in printed if NOISE.search(line)] == []
+    assert done.stderr.splitlines()[-1].startswith(f"open the results: suite ui --tracking-uri {tracking_uri}  (table: ")
+    if family == "sequential":  # RecBole's quick start counts first, then one line per epoch naming seed and point
+        err = done.stderr.splitlines()
+        counts = r"sasrec seed=0: ml-100k\S*: 30 users, [\d,]+ items, [\d,]+ interactions \(after RecBole's filters\)"
+        assert re.fullmatch(counts, err[1]), err[:3]
+        epochs = [line.split()[:4] for line in err if " epoch " in line]
+        assert epochs == [["sasrec", "seed=0", "epoch", "0"], ["sasrec", "seed=0", "epoch", "1"]]

@@ -55,10 +55,17 @@ def test_logged_model_loads_back_quietly_with_its_extra_files(tracker, tmp_path,
     model = torch.nn.Linear(3, 2)
     extra = tmp_path / "tokenizer.json"
     extra.write_text('{"vocab": []}')
-    tracker.log_model(model, extra_files=[extra])
-    loaded = mlflow.pytorch.load_model(f"runs:/{tracker.run_id}/model")
+    model_id = tracker.log_model(model, extra_files=[extra])
+    loaded = mlflow.pytorch.load_model(f"runs:/{tracker.run_id}/model")  # the path the README documents
     assert torch.equal(loaded.weight, model.weight)
-    assert tracker.list_artifacts("model/extra_files") == ["model/extra_files/tokenizer.json"]
+    assert torch.equal(mlflow.pytorch.load_model(f"models:/{model_id}").weight, model.weight)
+    client = MlflowClient(tracker.tracking_uri)
+    logged = client.get_logged_model(model_id)  # an MLflow 3 logged model: the Models column, the Logged models tab
+    assert (logged.name, logged.source_run_id, str(logged.status)) == ("model", tracker.run_id, "READY")
+    assert logged.experiment_id == client.get_run(tracker.run_id).info.experiment_id
+    assert [output.model_id for output in client.get_run(tracker.run_id).outputs.model_outputs] == [model_id]
+    files = mlflow.artifacts.list_artifacts(artifact_uri=f"{logged.artifact_location}/extra_files")
+    assert [info.path.rsplit("/", 1)[-1] for info in files] == ["tokenizer.json"]
     stderr = capfd.readouterr().err
     assert "WARNING" not in stderr, stderr  # no pickle notice, no torch version mismatch on load
 

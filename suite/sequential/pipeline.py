@@ -216,11 +216,13 @@ def evaluate_test(run: RecBoleRun, run_dir: Path) -> dict[str, float]:
 class EpochLog:
     """Each epoch's losses and validation metrics: to MLflow (step = epoch) and, unless quiet, one line.
 
-    The line is what RecBole's quick start reports: ``epoch 3  train loss 6.8123  valid mrr@10 0.0412  (4.1 s)``.
+    The line is what RecBole's quick start reports, named after the run so sequential children
+    tell apart: ``sasrec seed=1 epoch 3  train loss 6.8123  valid mrr@10 0.0412  (4.1 s)``.
     """
 
-    def __init__(self, tracker: Any, valid_metric: str, quiet: bool, stream: TextIO | None = None):
+    def __init__(self, tracker: Any, valid_metric: str, quiet: bool, stream: TextIO | None = None, name: str = ""):
         self.tracker = tracker
+        self.name = name
         self.valid_metric = valid_metric.lower()
         self.quiet = quiet
         self.stream = stream
@@ -242,7 +244,8 @@ class EpochLog:
         now = time.perf_counter()
         loss = "" if self.train_loss is None else f"  train loss {self.train_loss:.4f}"
         score = "" if valid is None else f"  valid {self.valid_metric} {valid:.4f}"
-        print(f"epoch {epoch:3d}{loss}{score}  ({now - self.epoch_started:.1f} s)", file=self.stream or sys.stderr, flush=True)
+        prefix = f"{self.name} " if self.name else ""
+        print(f"{prefix}epoch {epoch:3d}{loss}{score}  ({now - self.epoch_started:.1f} s)", file=self.stream or sys.stderr, flush=True)
         self.epoch_started = now
 
 
@@ -268,7 +271,10 @@ def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[s
     else:
         run.trainer.restore_resume_state(resumed, run.train_data, run.valid_data)
     run.trainer.resume_store = ctx.checkpoints
-    run.trainer.epoch_listener = EpochLog(ctx.tracker, train.valid_metric, ctx.quiet)
+    name = "" if ctx.quiet else ctx.tracker.run_name()
+    if not ctx.quiet:
+        print(dataset_line(name, scenario.dataset.label, run.kept), file=sys.stderr, flush=True)
+    run.trainer.epoch_listener = EpochLog(ctx.tracker, train.valid_metric, ctx.quiet, name=name)
     best_valid = fit(run, run_dir)
     if ctx.evaluation == "valid":
         summary = {f"valid.{key}": value for key, value in best_valid.items()}
@@ -278,6 +284,12 @@ def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[s
         ctx.tracker.log_metrics({**summary, **{f"best_valid.{key}": value for key, value in best_valid.items()}})
     _log_best_model(ctx, run)
     return summary
+
+
+def dataset_line(name: str, dataset: str, kept: dict[str, int] | None) -> str:
+    """The counts RecBole's quick start opens with, once per run: ``sasrec seed=0: ml-100k: 943 users, 1,682 items, ...``."""
+    counts = ", ".join(f"{value:,} {key}" for key, value in (kept or {}).items()) or "counts unknown"
+    return f"{name}: {dataset}: {counts} (after RecBole's filters)"
 
 
 def _log_inputs(ctx: RunContext, run: RecBoleRun, scenario: Any, config_dict: dict[str, Any]) -> None:
