@@ -20,9 +20,11 @@ from test_continual_resume import final_weights, stopping
 from suite import registry, spec
 from suite.continual import der as der_method
 from suite.continual import gdumb as gdumb_method
+from suite.continual import gss_greedy as gss_method
 from suite.continual.der import DERPlugin, pad_stored, token_logit_mse
 from suite.continual.entries import SLU_SEQ2SEQ
 from suite.continual.er_ace import mask_absent_intents
+from suite.continual.gss_greedy import GSSGreedyPlugin, largest_cosine
 from suite.continual.mir import MIRPlugin, most_interfered, per_sample_sequence_loss
 from suite.continual.options import ContinualTrain, SLUModelOptions
 from suite.continual.replay import sample_ids
@@ -41,6 +43,7 @@ CASES = {
     "mir": ({"replay": {"size": 12, "batch_size_mem": 4}, "mir": {"subsample": 8}}, {"mir"}, (1, 1)),
     "der": ({}, {"der", "der_ce"}, (2, 1)),
     "er-ace": ({}, set(), (2, 0)),
+    "gss-greedy": ({"replay": {"size": 12, "batch_size_mem": 8}, "gss": {"mem_strength": 2}}, set(), (1, 1)),
 }
 
 
@@ -233,6 +236,34 @@ def test_er_ace_refuses_label_smoothing_before_any_run():
     with pytest.raises(SpecError, match="train.label_smoothing must be 0"):
         entry.check(point)
     entry.check(SimpleNamespace(model=SimpleNamespace(family="continual"), train_options=ContinualTrain()))
+
+
+# ---- GSS-greedy ----------------------------------------------------------------------------
+
+
+def test_largest_cosine_is_the_best_match_per_row():
+    memory = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    grads = torch.tensor([[3.0, 0.0], [-1.0, -1.0], [1.0, 1.0]])
+    torch.testing.assert_close(largest_cosine(memory, grads), torch.tensor([1.0, -(0.5**0.5), 0.5**0.5]))
+
+
+def test_gss_fills_its_buffer_from_new_samples_scored_by_gradient_similarity():
+    options = gss_method.GSSOptions.model_validate({"replay": {"size": 10, "batch_size_mem": 4}, "gss": {"mem_strength": 2}})
+    strategy, slu = method_strategy(gss_method, options)
+    plugin = plugin_of(strategy, GSSGreedyPlugin)
+    first, second = list(slu.benchmark.train_stream)[:2]
+    strategy.train(first, eval_streams=[])
+    assert len(plugin.samples) == 10
+    assert {label for _, label, _, _ in plugin.samples} <= set(first.classes_in_this_experience)
+    assert plugin.scores[:8].tolist() == pytest.approx([0.1] * 8)  # the first batch (8 samples) enters unscored
+    assert all(-1.0 <= float(score) <= 1.0 for score in plugin.scores[8:])
+    features, _, tokens, _ = plugin.samples[0]
+    assert tokens[0] == slu.tokenizer.bos_id and tokens[-1] == slu.tokenizer.eos_id and features.dim() == 2
+    strategy.train(second, eval_streams=[])
+    assert len(plugin.samples) == 10  # full: replacements only
+    assert len(plugin.rehearsed) == 10 and plugin.rehearsed_at == second.current_experience
+    with pytest.raises(ValidationError, match="replay.policy does not apply"):
+        gss_method.GSSOptions.model_validate({"replay": {"policy": "reservoir"}})
 
 
 # ---- specs ---------------------------------------------------------------------------------
