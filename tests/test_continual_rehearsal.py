@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 from avalanche.training.plugins import SupervisedPlugin
 from continual_runs import Store, context, history
 from pydantic import ValidationError
@@ -277,3 +278,30 @@ def test_bad_method_options_are_spec_errors(override, expected):
     path = RUNS / ("spoken-der.yaml" if "der" in override else "spoken-mir.yaml")
     with pytest.raises(SpecError, match=expected):
         spec.plan(path, overrides=[override], check_data=False)
+
+
+def suite_continual_methods() -> list[str]:
+    """Every continual method the suite itself registers (entry points into suite.continual)."""
+    found = registry.registrations("method").values()
+    return [r.name for r in found if r.target.startswith("suite.continual.") and registry.get("method", r.name).family == "continual"]
+
+
+def test_every_continual_method_has_its_spec_and_a_row_in_the_baselines_grid():
+    grid = yaml.safe_load((RUNS / "baselines-spoken.yaml").read_text())["grid"]["method"]
+    in_grid = [point["name"] for point in grid]
+    assert len(in_grid) == len(set(in_grid))
+    for name in suite_continual_methods():
+        assert spec.plan(RUNS / f"spoken-{name}.yaml", check_data=False).base.method.name == name
+        assert name in in_grid, f"{name} is missing from runs/baselines-spoken.yaml"
+
+
+def test_the_baselines_grid_validates_with_one_percent_buffers():
+    names = {point["name"] for point in yaml.safe_load((RUNS / "baselines-spoken.yaml").read_text())["grid"]["method"]}
+    missing = names - set(registry.registrations("method"))
+    if missing:
+        pytest.skip(f"methods registered on another branch: {', '.join(sorted(missing))}")
+    plan = spec.plan(RUNS / "baselines-spoken.yaml", check_data=False)
+    assert {point.method.name for _, point in plan.points} == names
+    for _, point in plan.points:
+        replay = getattr(point.method_options, "replay", None)
+        assert replay is None or replay.size == 0.01, point.method.name
