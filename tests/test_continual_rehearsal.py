@@ -113,7 +113,8 @@ class FirstBatch(SupervisedPlugin):
 
 
 def test_gdumb_restarts_every_experience_from_the_initial_weights_on_its_class_balanced_buffer():
-    strategy, slu = method_strategy(gdumb_method, gdumb_method.GDumbOptions.model_validate({"replay": {"size": 12}}), epochs=2)
+    options = gdumb_method.GDumbOptions.model_validate({"replay": {"size": 12}, "gdumb": {"passes": 2}})
+    strategy, slu = method_strategy(gdumb_method, options, epochs=2)
     initial = {name: p.detach().clone() for name, p in strategy.model.state_dict().items()}
     recorder = FirstBatch()
     strategy.plugins.append(recorder)
@@ -124,9 +125,9 @@ def test_gdumb_restarts_every_experience_from_the_initial_weights_on_its_class_b
     for weights in recorder.weights:
         assert all(torch.equal(weights[name], initial[name]) for name in initial)
     seen = set()
-    for experience, labels in zip(stream, recorder.labels):  # the buffer alone, equal slots per seen class
+    for experience, labels in zip(stream, recorder.labels):  # the buffer alone, twice, equal slots per seen class
         seen |= set(experience.classes_in_this_experience)
-        assert set(labels) == seen and sum(labels.values()) == 12 and len(set(labels.values())) == 1
+        assert set(labels) == seen and sum(labels.values()) == 24 and len(set(labels.values())) == 1
 
 
 def test_gdumb_clears_the_optimizer_state_of_the_last_experience():

@@ -1,11 +1,12 @@
 """GDumb (Prabhu, Torr, Dokania; ECCV 2020): a class-balanced buffer, and a model retrained from scratch on it alone.
 
-At every experience the buffer takes the experience's samples greedily class-balanced (the
-suite's ``class_balanced`` policy, Avalanche's ``ClassBalancedBuffer``: equal slots per seen
-class), the model is reset to its initial weights, the optimizer's state is cleared, and the
-model trains ``train.epochs`` epochs on the buffer only: new data reach the model only through
-the buffer. Nothing in GDumb assumes a classifier, so on the seq2seq model it is exactly the
-paper's method, with the token cross-entropy as the loss.
+At every experience the buffer takes the experience's samples class-balanced (the suite's
+``class_balanced`` policy, Avalanche's ``ClassBalancedBuffer``: equal slots per seen class, a
+reservoir within each class, where the paper's greedy sampler keeps the first samples that fit),
+the model is reset to its initial weights, the optimizer's state is cleared, and the model trains
+``train.epochs`` epochs of ``gdumb.passes`` passes each on the buffer only: new data reach the
+model only through the buffer. Nothing in GDumb assumes a classifier, so on the seq2seq model it
+is the paper's method with the token cross-entropy as the loss.
 
 "From scratch" here means the same initial weights at every experience: the weights the model
 had when the run started (drawn from the run's seed), kept by the plugin. So two runs with the
@@ -26,6 +27,7 @@ from typing import Any
 
 import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience
+from avalanche.benchmarks.utils.utils import concat_datasets
 from pydantic import Field, field_validator, model_validator
 
 from suite.api import Options
@@ -33,10 +35,20 @@ from suite.continual.entries import MethodSetup, continual_method
 from suite.continual.replay import ReplayOptions, Seq2SeqReplayPlugin, buffer_size, make_storage_policy, with_sample_ids
 
 
+class GDumbParams(Options):
+    passes: int = Field(
+        1,
+        ge=1,
+        description="passes over the buffer per training epoch: GDumb trains a small buffer to convergence (the paper: up to 256 "
+        "epochs), so a budget in steps equal to another method's is passes = its samples per experience / the buffer's",
+    )
+
+
 class GDumbOptions(Options):
     """``replay.size``: the buffer (a count or a fraction of the training set); its policy is class-balanced."""
 
     replay: ReplayOptions = Field(default_factory=lambda: ReplayOptions(policy="class_balanced"))
+    gdumb: GDumbParams = Field(default_factory=GDumbParams)
 
     @field_validator("replay", mode="before")
     @classmethod
@@ -67,13 +79,15 @@ def buffer_seed(seed: int, experience: int) -> int:
 class GDumbPlugin(Seq2SeqReplayPlugin):
     """Before each experience: buffer update, model reset to its initial weights, optimizer state cleared; train on the buffer.
 
+    Each training epoch goes ``passes`` times over the buffer (one shuffled loader over its copies).
+
     An experience the plugin has already started (a run resumed within it) is neither reset
     nor added to the buffer again: its state came back with the checkpoint.
     """
 
-    def __init__(self, mem_size: int, collate_fn: Any, experiences: Any = (), seed: int = 0):
+    def __init__(self, mem_size: int, collate_fn: Any, experiences: Any = (), seed: int = 0, passes: int = 1):
         super().__init__(mem_size, collate_fn, make_storage_policy("class_balanced", mem_size, collate_fn), experiences=experiences)
-        self.seed = seed
+        self.seed, self.passes = seed, passes
         self.initial_weights: dict[str, Any] | None = None
         self.started: set[int] = set()
         self._fresh = False
@@ -96,7 +110,7 @@ class GDumbPlugin(Seq2SeqReplayPlugin):
                 torch.manual_seed(buffer_seed(self.seed, experience.current_experience))
                 self.storage_policy.post_adapt(strategy, tagged)
             self.started.add(experience.current_experience)
-        strategy.adapted_dataset = self.storage_policy.buffer.train()
+        strategy.adapted_dataset = concat_datasets([self.storage_policy.buffer.train()] * self.passes)
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         """From scratch: Adam's moments of the last experience belong to weights that are gone."""
@@ -118,7 +132,8 @@ class GDumbPlugin(Seq2SeqReplayPlugin):
 def make_plugins(options: GDumbOptions, setup: MethodSetup) -> list[Any]:
     scenario = setup.scenario
     size = buffer_size(options.replay.size, scenario.train_size)
-    return [GDumbPlugin(size, scenario.collate_fn, experiences=scenario.benchmark.train_stream, seed=setup.seed)]
+    train_stream = scenario.benchmark.train_stream
+    return [GDumbPlugin(size, scenario.collate_fn, experiences=train_stream, seed=setup.seed, passes=options.gdumb.passes)]
 
 
 GDUMB = continual_method("gdumb", GDumbOptions, make_plugins, "GDumb: retrain from the initial weights on a class-balanced buffer alone")
