@@ -14,7 +14,12 @@ Measured on the 2-core development machine, shared with other jobs, one thread:
   experience, GSS-greedy 0.9-1.7 s on the first and 1.2-3.5 s on the later ones (1.7-3.5x over
   three repeats; the full buffer rarely takes a replacement, so the per-sample passes are few);
 - small model, 64 samples per class, buffer 54 (the study's 1%), 1 epoch: replay 2.0-2.9 s,
-  GSS-greedy 8.7-12.2 s per experience (3.7-4.9x).
+  GSS-greedy 8.7-12.2 s per experience (3.7-4.9x);
+- the study's own setting (the 40-speaker embedded corpus, small model, buffer of 1% = 54,
+  16 rehearsal samples per batch, 1 epoch, its first 3 experiences; measured once with the
+  scenario built as ``runs/study-spoken.yaml`` builds it, not by this script): replay 12.9, 25.0,
+  25.1 s, GSS-greedy 44.4, 50.7, 53.8 s per experience (3.4x, 2.0x, 2.1x; replay has no buffer
+  yet in the first).
 """
 
 from __future__ import annotations

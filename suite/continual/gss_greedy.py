@@ -22,8 +22,10 @@ with what a seq2seq model needs changed:
 - the slot-drawing weights get a floor of 1e-6: the lowest-scored slot has weight 0 in the
   original, and a buffer with equal scores has no valid distribution at all.
 
-Cost, measured (README, "Methods"): it is many times replay's per experience, the price of one
-backward pass per new sample and ``mem_strength`` more per batch.
+Cost, measured (``benchmarks/bench_gss_cost.py``): at the study's setting (small model, 1% buffer)
+2-3.4x replay's training time per experience, 4-5x on a synthetic proxy: the price of
+``mem_strength`` extra backward passes per batch, and one per new sample when the buffer has
+room or a batch is a replacement candidate.
 """
 
 from __future__ import annotations
