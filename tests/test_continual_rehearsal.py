@@ -6,6 +6,10 @@ focused tests check what each method adds on the seq2seq model on hand-made case
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -82,6 +86,55 @@ def test_trains_logs_its_terms_and_resumes_to_identical_metrics(tmp_path, case):
         assert history(store, ctx.tracker.run_id, key) == history(store, reference_id, key), key
     weights = final_weights(ctx)
     assert all(torch.equal(weights[name], reference_weights[name]) for name in reference_weights)
+
+
+KILLED_DER_RUN = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import torch
+torch.set_num_threads(1)
+from pathlib import Path
+import mlflow
+from continual_runs import Store, context
+from test_continual_resume import stopping
+from suite.continual.entries import continual_method
+
+store = Store({uri!r}, mlflow.tracking.MlflowClient({uri!r}), {experiment!r}, Path({root!r}))
+entry = stopping("der", 2, 1, armed=False)
+make_plugins = entry.run.keywords["make_plugins"]
+
+def killing(options, setup):
+    plugins = make_plugins(options, setup)
+    plugins[-1].before_training_epoch = lambda strategy, **kw: (
+        os.kill(os.getpid(), signal.SIGKILL)
+        if strategy.experience.current_experience == 2 and strategy.clock.train_exp_epochs == 1 else None
+    )
+    return plugins
+
+ctx, killer = context(store, continual_method("der", entry.options, killing, "killed"), run_id={run_id!r}, resumable=True, checkpoint=False)
+killer.run(ctx)
+"""
+
+
+@pytest.mark.slow
+def test_der_killed_with_sigkill_resumes_with_its_stored_logits_to_the_uninterrupted_metrics(tmp_path):
+    store = Store.create(tmp_path)
+    ctx, entry = context(store, stopping("der", 2, 1, armed=False), resumable=True, checkpoint=False)
+    reference, reference_id = entry.run(ctx), ctx.tracker.run_id
+    run_id = store.new_run()
+    script = KILLED_DER_RUN.format(
+        tests=str(Path(__file__).parent), uri=store.uri, experiment=store.experiment, root=str(tmp_path), run_id=run_id
+    )
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env={**os.environ})
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    ctx, entry = context(store, stopping("der", 2, 1, armed=False), run_id=run_id, resumable=True, checkpoint=False)
+    saved = ctx.checkpoints.load()
+    assert saved["position"] == {"experience": 2, "epochs": 1, "evaluated": False}
+    assert len(saved["plugins"][0]["logits"]) == 12  # the buffer's stored logits are in the checkpoint
+    resumed = entry.run(ctx)
+    reference.pop("train_seconds"), resumed.pop("train_seconds")
+    assert resumed == reference
+    assert history(store, run_id, "train.loss.der") == history(store, reference_id, "train.loss.der")
 
 
 def method_strategy(method, options, epochs=1, seed=0, per_class=(12, 2, 4)):
