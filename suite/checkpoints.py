@@ -5,7 +5,9 @@ with ``save`` at every point it can restart from (an epoch or an experience), an
 ``load`` at start-up: ``None`` on a fresh run, the last saved state on ``suite resume``.
 The file lives in the run's artifacts (``checkpoints/resume.pt``), so a run killed on one
 machine resumes on another that sees the same tracking store. Everything loads back with
-``torch.load(weights_only=True)``: a checkpoint is data, never code.
+``torch.load(weights_only=True)``: a checkpoint is data, never code. Its tensors load onto the
+device of the run that reads it (``map_location``), so a checkpoint written on a GPU resumes on a
+CPU-only machine and back.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ class CheckpointStore:
         os.replace(partial, self.local)
         self.tracker.log_artifact(self.local, ARTIFACT_DIR)
 
-    def load(self) -> dict[str, Any] | None:
-        """The last saved state of this run, or None when it never saved one."""
+    def load(self, map_location: torch.device | str = "cpu") -> dict[str, Any] | None:
+        """The last saved state of this run, its tensors on ``map_location`` (the run's device), or None when it never saved one."""
         path = self.tracker.download_artifact(f"{ARTIFACT_DIR}/{RESUME_FILE}", self.local.parent.parent / "downloaded")
         if path is None:
             return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
