@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 COMPAT_VENV ?= .venv-compat
 COMPAT_BIN := $(COMPAT_VENV)/bin
 
-.PHONY: demo test bench lock compat clean-runs
+.PHONY: demo test gpu-check bench lock compat clean-runs
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+# On a machine with a CUDA GPU: the gpu-marked tests, then the MCLRec/SASRec epoch benchmark on cuda.
+gpu-check: $(STAMP)
+	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: torch sees no CUDA device here')"
+	$(BIN)/python -m pytest -q -m gpu
+	$(BIN)/python benchmarks/bench_mclrec_vs_sasrec.py --device cuda --threads 1
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
