@@ -60,7 +60,7 @@ def devices_of(tensors: dict[str, torch.Tensor]) -> set[str]:
 # ---- continual: the seq2seq SLU model --------------------------------------------------------
 
 
-def test_continual_run_on_cuda_logs_a_model_that_loads_and_decodes_on_cpu(tmp_path):
+def test_continual_run_on_cuda_logs_a_model_that_loads_and_decodes_on_cpu(tmp_path, monkeypatch):
     store = Store.create(tmp_path)
     ctx, entry = context(store, "coconut", resumable=True, device="cuda")
     summary = entry.run(ctx)
@@ -77,6 +77,8 @@ def test_continual_run_on_cuda_logs_a_model_that_loads_and_decodes_on_cpu(tmp_pa
     slu = build_synthetic_slu(per_class=(16, 2, 6), seed=0)
     dataset = slu.benchmark.test_stream[0].dataset
     x, _, x_lens, tokens, _ = slu.collate_fn([dataset[i] for i in range(len(dataset))])
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 convolutions on both devices for the comparison
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     on_cpu = model(x, x_lens, tokens[:, :-1])
     on_gpu = model.to("cuda")(x.cuda(), x_lens.cuda(), tokens[:, :-1].cuda())
     assert torch.allclose(on_cpu, on_gpu.cpu(), rtol=1e-3, atol=1e-4)  # the same function on either device
