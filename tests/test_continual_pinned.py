@@ -17,7 +17,8 @@ Why 1e-9, measured on this machine (AMD EPYC, AVX2, no AVX-512), relative to the
 
 - spread across kernel paths and thread counts: ``ATEN_CPU_CAPABILITY=avx2`` (this CPU's own
   path, explicitly): bit-identical, all 8 methods; ``ATEN_CPU_CAPABILITY=default`` (no vector
-  kernels): 1.5e-15 to 1.6e-14 (COCONUT), all 8; ``OMP_NUM_THREADS=2``: up to 1.3e-14, and
+  kernels): 1.5e-15 to 1.6e-14 (COCONUT), all 8, the same to the bit with MKL and oneDNN also held
+  to SSE4 (``MKL_ENABLE_INSTRUCTIONS=SSE4_2 DNNL_MAX_CPU_ISA=SSE41``); ``OMP_NUM_THREADS=2``: up to 1.3e-14, and
   both together up to 2.0e-14 (the first 4 methods each; the make-test variant below runs all 8).
   Accuracies, forgetting, BWT and WER were identical in every variant. The float32 spread
   between two machines was 1.7e-5, about 300 float32 epsilons: the same amplification in
