@@ -52,7 +52,8 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((numpy["kind"], keys, numpy["position"], numpy["has_gauss"], numpy["cached_gaussian"]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([generator.cpu() for generator in state["cuda"]])
+        saved = state["cuda"][: torch.cuda.device_count()]  # a run saved on more GPUs than this machine has
+        torch.cuda.set_rng_state_all([generator.cpu() for generator in saved])
 
 
 def _to_lists(value: Any) -> Any:
