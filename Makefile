@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 COMPAT_VENV ?= .venv-compat
 COMPAT_BIN := $(COMPAT_VENV)/bin
 
-.PHONY: demo test bench lock compat clean-runs tables
+.PHONY: demo test gpu-check bench lock compat clean-runs tables
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,19 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/suite run runs/quickstart.yaml
 
+# The pinned runs again on ATen's portable kernels and two threads: a pin that holds on one CPU's
+# kernel path only fails here, not on the next machine (tests/test_continual_pinned.py).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q tests/test_continual_pinned.py
+
+# On a machine with a CUDA GPU: the gpu-marked tests, then the MCLRec/SASRec epoch benchmark on cuda.
+gpu-check: $(STAMP)
+	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: torch sees no CUDA device here')"
+	$(BIN)/python -m pytest -q -m gpu
+	$(BIN)/python benchmarks/bench_mclrec_vs_sasrec.py --device cuda --threads 1
 
 # The README's measured tables, regenerated from the per-seed CSVs under results/ (`suite export` writes them).
 tables: $(STAMP)

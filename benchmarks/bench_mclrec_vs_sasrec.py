@@ -9,6 +9,10 @@ median over ``--rounds`` and its ratio to the baseline's median are printed, in 
 and in this process's CPU time (the steadier of the two on a shared machine with one thread).
 
     nice -n 5 python benchmarks/bench_mclrec_vs_sasrec.py [--rounds 3] [--max-batches 40] [--chunk 10] [--threads 1 2] [--before]
+    python benchmarks/bench_mclrec_vs_sasrec.py --device cuda --threads 1   # make gpu-check
+
+On ``--device cuda`` every turn waits for the GPU (``torch.cuda.synchronize``) before its clock
+stops, and the CPU-time column is the host's time spent launching and waiting.
 
 Targets (issue 9): SASRec fused <= 0.5x, MCLRec two-step <= 1.5x, three-step <= 2.5x the
 baseline's epoch. ``--before`` adds MCLRec three-step on RecBole's encoder stack.
@@ -68,15 +72,16 @@ def variants(before: bool) -> list[Variant]:
     return chosen
 
 
-def build_trainers(chosen: list[Variant], run_dir: Path) -> tuple[dict[str, Any], list[Any], int]:
-    """Each variant's trainer on one dataset, and the fixed batches every variant trains on."""
+def build_trainers(chosen: list[Variant], run_dir: Path, device: torch.device) -> tuple[dict[str, Any], list[Any], int]:
+    """Each variant's trainer on one dataset (its model on ``device``), and the fixed batches every variant trains on."""
     point = specs.plan(SPEC, check_data=False).base
+    train = point.train_options.model_copy(update={"device": str(device)})
     scenario = point.scenario.build(point.scenario_options, BuildContext(seed=0, cache_dir=run_dir, run_dir=run_dir))
     trainers, loader = {}, None
     for variant in chosen:
         model_class, fragment = variant.model.build(variant.options)
-        config = config_dict_for(scenario.config_fragment(), fragment, point.train_options, 0, run_dir, variant.method)
-        run = build_run(model_class, config, variant.trainer_class, run_dir)
+        config = config_dict_for(scenario.config_fragment(), fragment, train, 0, run_dir, variant.method)
+        run = build_run(model_class, config, variant.trainer_class, run_dir, train.torch_device())
         trainers[variant.name] = run.trainer
         loader = loader or run.train_data
     return trainers, loader, point.train_options.train_batch_size
@@ -99,6 +104,8 @@ def measure(trainers: dict[str, Any], batches: list[Any], rounds: int, chunk: in
             for name, trainer in trainers.items():
                 wall, cpu = time.perf_counter(), time.process_time()
                 trainer._train_epoch(piece, round_index)
+                if trainer.device.type == "cuda":
+                    torch.cuda.synchronize(trainer.device)
                 spent[name][0] += time.perf_counter() - wall
                 spent[name][1] += time.process_time() - cpu
         for name, (wall, cpu) in spent.items():
@@ -127,19 +134,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--chunk", type=int, default=10, help="batches per interleaved turn")
     parser.add_argument("--before", action="store_true", help="add MCLRec three-step on RecBole's encoder stack")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.autograd.set_detect_anomaly(False)  # RecBole's SINE turns it on at import; the trainers' fit does the same
     run_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    trainers, loader, batch_size = build_trainers(variants(args.before), run_dir)
+    trainers, loader, batch_size = build_trainers(variants(args.before), run_dir, device)
     batches = [batch for _, batch in zip(range(args.max_batches or len(loader)), loader)]
     for threads in args.threads:
         torch.set_num_threads(threads)
         print(
             f"ml-100k (5-core): {len(loader)} batches of {batch_size} per full epoch; measuring the same {len(batches)} per epoch, "
-            f"{args.rounds} interleaved rounds, {threads} torch thread(s)",
+            f"{args.rounds} interleaved rounds, {threads} torch thread(s), on {_device_name(device)}",
             flush=True,
         )
         report(measure(trainers, batches, args.rounds, args.chunk), len(batches), len(loader))
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
 
 
 if __name__ == "__main__":

@@ -15,11 +15,15 @@ with the distribution of the per-sequence definitions:
 
 The random numbers come from the module's own seeded ``torch.Generator``, on the batch's
 device; its state is part of the model's ``state_dict`` (``get_extra_state``), so a run
-resumed from a checkpoint draws the views an uninterrupted run would have drawn.
+resumed from a checkpoint draws the views an uninterrupted run would have drawn. A state saved
+on another kind of device (a CUDA generator's state resumed on a CPU, or back) cannot be
+replayed there: the generator is then seeded from that state's bytes, a stream that is still
+fixed by the checkpoint but not the one the other device would have drawn.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +64,7 @@ class SequenceAugmentation(nn.Module):
             self._generator = torch.Generator(device=device)
             self._generator.manual_seed(self.seed)
             if self._pending_state is not None:
-                self._generator.set_state(self._pending_state)
+                restore_generator(self._generator, self._pending_state)
                 self._pending_state = None
         return self._generator
 
@@ -72,7 +76,7 @@ class SequenceAugmentation(nn.Module):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         if self._generator is not None:
-            self._generator.set_state(state["generator"])
+            restore_generator(self._generator, state["generator"])
         else:
             self._pending_state = state["generator"]
 
@@ -146,3 +150,15 @@ def _uniform_below(bound: torch.Tensor, generator: torch.Generator) -> torch.Ten
     """An integer uniform in [0, bound) per entry (bound >= 1)."""
     draw = torch.rand(bound.shape, generator=generator, device=bound.device, dtype=torch.float64)
     return torch.clamp((draw * bound).to(bound.dtype), max=bound - 1)
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor) -> None:
+    """Put ``state`` into ``generator``; a state of another device's generator (another size) seeds it instead.
+
+    Generator states are CPU byte tensors, whatever device a checkpoint was loaded onto.
+    """
+    state = state.cpu()
+    if state.numel() == generator.get_state().numel():
+        generator.set_state(state)
+    else:
+        generator.manual_seed(zlib.crc32(state.numpy().tobytes()))

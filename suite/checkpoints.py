@@ -14,6 +14,8 @@ finite, before a method sees the state: a checkpoint changed after it was writte
 a stray edit) or holding a NaN is a ``DataError`` naming the file, never a resumed run with
 other numbers. ``suite resume`` loads it once before it reopens the run, so such a run is
 left as it was.
+Its tensors load onto the device of the run that reads it (``map_location``), so a checkpoint
+written on a GPU resumes on a CPU-only machine and back.
 """
 
 from __future__ import annotations
@@ -56,18 +58,19 @@ class CheckpointStore:
         """Load the run's checkpoint once and drop it: a damaged one is a DataError before anything touches the run."""
         self.load()
 
-    def load(self) -> dict[str, Any] | None:
-        """The last saved state of this run, or None when it never saved one."""
+    def load(self, map_location: torch.device | str = "cpu") -> dict[str, Any] | None:
+        """The last saved state of this run, its tensors on ``map_location`` (the run's device), or None when it never saved one."""
         path = self.tracker.download_artifact(f"{ARTIFACT_DIR}/{RESUME_FILE}", self.local.parent.parent / "downloaded")
         if path is None:
             return None
-        return read_checkpoint(path, f"resume checkpoint {self.tracker.artifact_uri(f'{ARTIFACT_DIR}/{RESUME_FILE}')}")
+        name = f"resume checkpoint {self.tracker.artifact_uri(f'{ARTIFACT_DIR}/{RESUME_FILE}')}"
+        return read_checkpoint(path, name, map_location)
 
 
-def read_checkpoint(path: Path, name: str) -> dict[str, Any]:
+def read_checkpoint(path: Path, name: str, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """The state saved at ``path``, checked against its own digest and for non-finite values; ``name`` says which file in errors."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # a torn or overwritten file: torch's zip reader and unpickler raise many kinds
         raise DataError(f"{name}: cannot be read ({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
     recorded = state.pop(CHECKSUM_KEY, None) if isinstance(state, dict) else None

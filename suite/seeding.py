@@ -41,14 +41,19 @@ def rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
-    """Put every global generator back where ``rng_state`` found it."""
+    """Put every global generator back where ``rng_state`` found it.
+
+    Generator states are CPU byte tensors whatever device the checkpoint was loaded onto; the CUDA
+    generators' states are restored only where CUDA is (a GPU run resumed on a CPU draws on the CPU).
+    """
     random.setstate(_to_tuples(state["python"]))
     numpy = state["numpy"]
-    keys = numpy["keys"].numpy().astype(np.uint32)
+    keys = numpy["keys"].cpu().numpy().astype(np.uint32)
     np.random.set_state((numpy["kind"], keys, numpy["position"], numpy["has_gauss"], numpy["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        saved = state["cuda"][: torch.cuda.device_count()]  # a run saved on more GPUs than this machine has
+        torch.cuda.set_rng_state_all([generator.cpu() for generator in saved])
 
 
 def _to_lists(value: Any) -> Any:

@@ -4,6 +4,8 @@ The first attempt is stopped by an exception raised from a plugin hook (in-proce
 SIGKILL in a child process; the second calls the method's run again with a CheckpointStore on
 the same MLflow run, as ``suite resume`` does. Every summary metric, the final weights and the
 metric histories must equal those of an uninterrupted run with the same seed, exactly (CPU).
+Exact comparison is sound on any machine: both runs are computed there, on the same kernels
+(machine-bound by design, audited for issue 17). Across devices see ``test_gpu.py``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.sequence_augmentation import SequenceAugmentation
+from models.sequence_augmentation import SequenceAugmentation, restore_generator
 
 CROP, MASK, REORDER = 0.5, 0.5, 0.8
 LENGTHS = [1, 2, 3, 5, 8, 13, 20]
@@ -153,6 +153,35 @@ def test_a_pickled_module_continues_the_same_stream():
     for other in (restored, copied):
         views = other(seq, lengths)
         assert torch.equal(views.seq1, expected.seq1) and torch.equal(views.seq2, expected.seq2)
+
+
+def test_a_generator_state_saved_on_another_device_seeds_the_generator_instead() -> None:
+    """A GPU run resumed on a CPU: the CUDA generator's state (16 bytes: seed, offset) cannot drive a CPU generator.
+
+    The module is then seeded from that state (fixed by the checkpoint, different for another
+    state); a state of the same kind is still replayed exactly. The state also arrives on the
+    device the checkpoint was loaded onto (here the CPU; ``.cpu()`` makes a CUDA copy work).
+    """
+    seq, lengths = batch()
+    cuda_state = torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8)
+    other_cuda_state = cuda_state.clone()
+    other_cuda_state[8] = 128  # the same seed, a later offset
+
+    def resumed_from(state: torch.Tensor) -> torch.Tensor:
+        module = SequenceAugmentation(CROP, MASK, REORDER, 0, seed=7)
+        module.set_extra_state({"generator": state})
+        return module(seq, lengths).seq1
+
+    assert torch.equal(resumed_from(cuda_state), resumed_from(cuda_state))
+    assert not torch.equal(resumed_from(cuda_state), resumed_from(other_cuda_state))
+    live = SequenceAugmentation(CROP, MASK, REORDER, 0, seed=7)
+    live(seq, lengths)
+    live.set_extra_state({"generator": cuda_state})  # a live generator takes it the same way
+    assert torch.equal(live(seq, lengths).seq1, resumed_from(cuda_state))
+    own = torch.Generator().manual_seed(11)
+    replayed = torch.Generator()
+    restore_generator(replayed, own.get_state())
+    assert torch.equal(torch.rand(5, generator=replayed), torch.rand(5, generator=own))
 
 
 def _saved(state: dict) -> object:

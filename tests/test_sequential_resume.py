@@ -2,6 +2,8 @@
 exactly the metrics of an uninterrupted run (CPU), in the same MLflow run, without retraining the
 epochs it had finished. SASRec (RecBole's own training step) and MCLRec (two optimizers, random
 augmentations) each interrupted mid-training; SASRec also after training, during the test evaluation.
+Exact comparison is sound on any machine: both runs are computed there, on the same kernels
+(machine-bound by design, audited for issue 17). Across devices see ``test_gpu.py``.
 """
 
 from __future__ import annotations

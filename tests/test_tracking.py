@@ -50,6 +50,27 @@ def test_checkpoint_store_round_trips_state_and_rng(tracker, tmp_path):
     assert torch.equal(torch.rand(5), expected)
 
 
+def test_checkpoint_store_loads_tensors_onto_the_device_asked_for(tracker, tmp_path):
+    """``map_location``: a resumed run reads its checkpoint onto its own device, whatever device wrote it.
+
+    Shown here with torch's ``meta`` device (no CUDA needed); generator states still restore
+    from a copy on another device (``.cpu()`` in ``restore_rng_state``). ``tests/test_gpu.py``
+    resumes real GPU checkpoints on the CPU and back.
+    """
+    store = CheckpointStore(tracker, tmp_path / "run")
+    seed_everything(5)
+    store.save({"rng": rng_state(), "model": {"weight": torch.ones(2, 3)}})
+    expected = torch.rand(3)
+    assert store.load()["model"]["weight"].device.type == "cpu"
+    moved = store.load(map_location="meta")
+    assert moved["model"]["weight"].device.type == "meta" and moved["rng"]["torch"].device.type == "meta"
+    locations = []
+    back = store.load(map_location=lambda storage, location: locations.append(location) or storage)
+    assert locations and set(locations) == {"cpu"}  # where the saving run had them
+    restore_rng_state(back["rng"])
+    assert torch.equal(torch.rand(3), expected)
+
+
 @pytest.mark.slow
 def test_logged_model_loads_back_quietly_with_its_extra_files(tracker, tmp_path, capfd):
     model = torch.nn.Linear(3, 2)

@@ -78,8 +78,12 @@ class UtteranceDataset(torch.utils.data.Dataset):
 
 
 def collate(samples: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pad samples into (x [B, Tmax, n_mels] zeros, y [B], x_lens [B], tokens [B, Lmax] pad 0, t [B])."""
-    feats = [torch.as_tensor(s[0], dtype=torch.float32) for s in samples]
+    """Pad samples into (x [B, Tmax, n_mels] zeros, y [B], x_lens [B], tokens [B, Lmax] pad 0, t [B]).
+
+    Features come in torch's default dtype: float32, or float64 where a caller made that the
+    default (the pinned tests' float64 runs, ``tests/test_continual_pinned.py``).
+    """
+    feats = [torch.as_tensor(s[0], dtype=torch.get_default_dtype()) for s in samples]
     x = pad_sequence(feats, batch_first=True, padding_value=0.0)
     y = torch.tensor([int(s[1]) for s in samples], dtype=torch.long)
     x_lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)

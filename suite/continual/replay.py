@@ -195,7 +195,7 @@ def load_buffer_state(policy: ExemplarsBuffer, state: dict[str, Any], samples: A
     policy.max_size = state["max_size"]
     if isinstance(policy, ReservoirSamplingBuffer):
         policy.buffer = samples(state["ids"])
-        policy._buffer_weights = state["weights"].clone()
+        policy._buffer_weights = state["weights"].cpu().clone()  # Avalanche draws the new samples' weights on the CPU
     elif isinstance(policy, BalancedExemplarsBuffer):
         seen = policy.seen_classes if isinstance(policy, ClassBalancedBuffer) else policy.seen_groups
         seen.clear()

@@ -162,7 +162,7 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
     checkpoint = RunCheckpoint(ctx.checkpoints, {"matrix": matrix, "losses": losses})
     checkpoint.attach(strategy)
     echo = train.echo and not ctx.quiet
-    state = ctx.checkpoints.load() if ctx.checkpoints is not None else None
+    state = ctx.checkpoints.load(map_location=device) if ctx.checkpoints is not None else None
     start = (0, 0)
     if state is None:
         _log_setup(ctx, scenario, model, strategy)

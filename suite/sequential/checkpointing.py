@@ -132,7 +132,7 @@ class WeightsOnlyCheckpoints:
         restore_rng_state(state["rng"])
         for name, loader in (("train", train_data), ("valid", valid_data)):
             if loader is not None:
-                loader.generator.set_state(state["loader_generators"][name])
+                loader.generator.set_state(state["loader_generators"][name].cpu())  # a CPU generator, wherever the state was loaded
 
 
 def _loader_generators(train_data: Any, valid_data: Any) -> dict[str, torch.Tensor]:

@@ -20,6 +20,7 @@ already holds one (``suite resume``), continues from it into the same MLflow run
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import sys
@@ -265,7 +266,7 @@ def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[s
     run_dir = Path(ctx.run_dir)
     config_dict = config_dict_for(scenario.config_fragment(), model_fragment, train, ctx.seed, run_dir, method_fragment)
     run = build_run(model_class, config_dict, trainer_class, run_dir, train.torch_device())
-    resumed = ctx.checkpoints.load() if ctx.checkpoints is not None else None
+    resumed = ctx.checkpoints.load(map_location=train.torch_device()) if ctx.checkpoints is not None else None
     if resumed is None:
         _log_inputs(ctx, run, scenario, config_dict)
     else:
@@ -301,11 +302,25 @@ def _log_inputs(ctx: RunContext, run: RecBoleRun, scenario: Any, config_dict: di
 
 
 def _log_best_model(ctx: RunContext, run: RecBoleRun) -> None:
-    """The best checkpoint as weights (``checkpoints/best.pth``) and the best model in MLflow's pytorch flavor."""
+    """The best checkpoint as weights (``checkpoints/best.pth``) and the best model in MLflow's pytorch flavor.
+
+    Both hold CPU tensors whatever the run's device, so ``mlflow.pytorch.load_model`` works on a
+    machine without the GPU that trained it.
+    """
     best = torch.load(run.trainer.saved_model_file, map_location="cpu", weights_only=True)
     ctx.tracker.log_state_dict(best, "best.pth")
     run.trainer.load_checkpoint_state(best, with_optimizers=False)
-    ctx.tracker.log_model(run.model, "model")
+    ctx.tracker.log_model(cpu_copy(run.model), "model")
+
+
+def cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """The model itself on a CPU run; else a CPU copy, its RecBole ``device`` attribute (read by some of RecBole's code) set to match."""
+    if all(parameter.device.type == "cpu" for parameter in model.parameters()):
+        return model
+    copied = copy.deepcopy(model).cpu()
+    if hasattr(copied, "device"):
+        copied.device = torch.device("cpu")
+    return copied
 
 
 def _run_params(run: RecBoleRun) -> dict[str, Any]:
