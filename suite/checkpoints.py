@@ -70,7 +70,7 @@ class CheckpointStore:
 def read_checkpoint(path: Path, name: str, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """The state saved at ``path``, checked against its own digest and for non-finite values; ``name`` says which file in errors."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # checked on the CPU, then moved
     except Exception as error:  # a torn or overwritten file: torch's zip reader and unpickler raise many kinds
         raise DataError(f"{name}: cannot be read ({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
     recorded = state.pop(CHECKSUM_KEY, None) if isinstance(state, dict) else None
@@ -81,7 +81,18 @@ def read_checkpoint(path: Path, name: str, map_location: torch.device | str = "c
     bad = first_non_finite(state)
     if bad is not None:
         raise DataError(f"{name}: {bad} holds NaN or inf values; nothing was resumed")
-    return state
+    return state if torch.device(map_location).type == "cpu" else moved(state, torch.device(map_location))
+
+
+def moved(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor on ``device`` (dicts, lists and tuples rebuilt, anything else as is)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, Mapping):
+        return {key: moved(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(moved(item, device) for item in value)
+    return value
 
 
 def state_digest(state: Any) -> str:
