@@ -11,9 +11,6 @@ no input error left to find once its MLflow runs exist.
 from __future__ import annotations
 
 import copy
-import difflib
-import itertools
-import reprlib
 import types
 import typing
 from collections.abc import Iterable
@@ -28,12 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from suite import registry
 from suite.bounded_yaml import safe_load_bounded
 from suite.errors import DataError, SpecError, SuiteError
-from suite.tracking import flatten
+from suite.grid import grid_points
+from suite.spec_messages import describe_problem, first_line, model_in, short
 
 SECTIONS = ("scenario", "model", "method")
 SEED_LIMIT = 2**32  # NumPy's seeds are 0 <= seed < 2**32; torch and Python take these too
-_BRIEF = reprlib.Repr()  # repr for values shown in messages: bounded however large the value (never the whole input)
-_BRIEF.maxlevel, _BRIEF.maxdict, _BRIEF.maxlist, _BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 3, 6, 6, 80, 80, 80
 
 
 class EntrySection(BaseModel):
@@ -149,9 +145,9 @@ class Override:
         try:
             return cls(text=text, path=path, value=safe_load_bounded(raw) if raw.strip() else None, raw=raw)
         except SpecError as error:
-            raise SpecError(f"override '{_short(text)}': {error}") from None
+            raise SpecError(f"override '{short(text)}': {error}") from None
         except yaml.YAMLError as error:  # fine for a string option; an error for any other (decided in resolve)
-            return cls(text=text, path=path, value=raw, raw=raw, yaml_error=_first_line(error))
+            return cls(text=text, path=path, value=raw, raw=raw, yaml_error=first_line(error))
 
 
 @dataclass
@@ -184,7 +180,7 @@ def load_tree(path: str | Path) -> dict[str, Any]:
     except SpecError as error:
         raise SpecError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
-        raise SpecError(f"{path}: invalid YAML: {_first_line(error)}") from error
+        raise SpecError(f"{path}: invalid YAML: {first_line(error)}") from error
     if not isinstance(tree, dict):
         raise SpecError(f"{path}: expected a mapping of sections (scenario, model, method, ...), got {type(tree).__name__}")
     return tree
@@ -258,7 +254,7 @@ def plan(path: str | Path, overrides: Iterable[str] = (), extra_grid: Iterable[s
         grid[".".join(axis.path)] = values
     tree["grid"] = grid
     base = resolve(tree, source, parsed)
-    points = [(label, resolve(tree, source, parsed + point)) for label, point in grid_points(grid, source)]
+    points = [(label, resolve(tree, source, parsed + _grid_overrides(point))) for label, point in grid_points(grid, source)]
     points = points or [(base.name, base)]
     _check_baseline(base, [label for label, _ in points], source)
     if check_data:
@@ -300,67 +296,8 @@ def _check_baseline(base: ResolvedSpec, labels: list[str], source: str) -> None:
         raise SpecError(f"{source}: report.baseline '{base.report_baseline}' is not a grid point; points: {', '.join(labels)}")
 
 
-def axis_paths(axis: str) -> list[str]:
-    """The dotted paths an axis sets: one, or several joined by commas (``method, train.lr``), as pytest's parametrize names them."""
-    return [path.strip() for path in axis.split(",")]
-
-
-def grid_points(grid: dict[str, list[Any]], source: str) -> list[tuple[str, list[Override]]]:
-    """The cartesian product of the grid axes, each point a label and its overrides.
-
-    An axis over several paths (``"method, train.lr": [[{name: replay}, 0.001], ...]``) sets them
-    together, so each method of a comparison keeps the training settings tuned for it.
-    """
-    if not grid:
-        return []
-    axes = [(axis_paths(axis), _axis_rows(axis, values, source)) for axis, values in grid.items()]
-    labels = [_row_labels(paths, rows) for paths, rows in axes]
-    points = []
-    for indices in itertools.product(*(range(len(rows)) for _, rows in axes)):
-        overrides = [
-            Override(text=f"grid {path}", path=tuple(path.split(".")), value=value)
-            for (paths, rows), index in zip(axes, indices)
-            for path, value in zip(paths, rows[index])
-        ]
-        label = " ".join(axis_labels[index] for axis_labels, index in zip(labels, indices))
-        points.append((label, overrides))
-    return points
-
-
-def _axis_rows(axis: str, values: list[Any], source: str) -> list[list[Any]]:
-    """Each value of an axis as one value per path; a several-path axis takes lists of that length."""
-    paths = axis_paths(axis)
-    if len(paths) == 1:
-        return [[value] for value in values]
-    for number, value in enumerate(values, start=1):
-        if not isinstance(value, list) or len(value) != len(paths):
-            raise SpecError(
-                f"{source}: grid axis '{axis}': value {number} must be a list of {len(paths)} values, one per path; got {value!r}"
-            )
-    return values
-
-
-def _row_labels(paths: list[str], rows: list[list[Any]]) -> list[str]:
-    """One label per row: the first path's label when it tells the rows apart (the other paths ride
-    along with it, e.g. each method's own lr), else every path's label joined."""
-    columns = [_axis_labels(path, [row[column] for row in rows]) for column, path in enumerate(paths)]
-    if len(set(columns[0])) == len(rows):
-        return columns[0]
-    return [" ".join(parts) for parts in zip(*columns)]
-
-
-def _axis_labels(path: str, values: list[Any]) -> list[str]:
-    """One label per value of an axis: ``path=value``, or for a whole section ``path=<name>`` plus the
-    settings that tell it apart from the other values of that name (``method=replay replay.size=0.02``)."""
-    if not all(isinstance(value, dict) and "name" in value for value in values):
-        return [f"{path}={value}" for value in values]
-    flat = [flatten(value) for value in values]
-    labels = []
-    for own in flat:
-        siblings = [other for other in flat if other["name"] == own["name"] and other is not own]
-        differing = [key for key in own if key != "name" and any(other.get(key) != own[key] for other in siblings)]
-        labels.append(" ".join([f"{path}={own['name']}", *(f"{key}={own[key]}" for key in differing)]))
-    return labels
+def _grid_overrides(settings: list[tuple[str, Any]]) -> list[Override]:
+    return [Override(text=f"grid {path}", path=tuple(path.split(".")), value=value) for path, value in settings]
 
 
 def _entry(kind: str, name: str, source: str) -> Any:
@@ -415,7 +352,7 @@ def _takes_string(model: type[BaseModel], path: tuple[str, ...]) -> bool | None:
         annotation = fields[part].annotation
         if depth == len(path) - 1:
             return _is_string_type(annotation)
-        current = _model_in(annotation)
+        current = model_in(annotation)
         if current is None:
             return None
     return None
@@ -445,7 +382,7 @@ def _validate(options_class: type[BaseModel], values: Any, prefix: tuple[str, ..
     try:
         return options_class.model_validate(values or {})
     except ValidationError as error:
-        raise SpecError(_describe(error, options_class, prefix, source, overrides)) from None
+        raise SpecError(describe_problem(error, options_class, prefix, source, overrides)) from None
 
 
 def _resolved_tree(top: RunSpec, options: dict[str, BaseModel], train: BaseModel) -> dict[str, Any]:
@@ -459,75 +396,3 @@ def _resolved_tree(top: RunSpec, options: dict[str, BaseModel], train: BaseModel
     if report:
         tree["report"] = report
     return tree
-
-
-def _describe(error: ValidationError, model: type[BaseModel], prefix: tuple[str, ...], source: str, overrides: list[Override]) -> str:
-    """One readable line for the first problem pydantic found."""
-    problems = error.errors()
-    first = problems[0]
-    loc = prefix + tuple(str(part) for part in first["loc"])
-    key = ".".join(loc)
-    origin = _override_for(loc, overrides)
-    where = f"{source}: override '{origin.text}'" if origin else source
-    if first["type"] == "extra_forbidden":
-        known = _field_names(model, tuple(first["loc"][:-1]))
-        message = f"{where}: unknown key '{key}'{_did_you_mean(loc[-1], known)}"
-    elif first["type"] == "missing":
-        message = f"{where}: missing required key '{key}'"
-    elif first["type"] == "value_error":  # a validator's own message: its case is meaningful (names, keys)
-        message = f"{where}: {key}: {first['msg'].removeprefix('Value error, ')}, got {_short(repr(first.get('input')))}"
-    else:
-        message = f"{where}: {key}: {first['msg'].lower()}, got {_brief(first.get('input'))}"
-    if len(problems) > 1:
-        message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    return message
-
-
-def _override_for(loc: tuple[str, ...], overrides: list[Override]) -> Override | None:
-    for override in reversed(overrides):
-        if tuple(loc[: len(override.path)]) == override.path or override.path[: len(loc)] == loc:
-            return override
-    return None
-
-
-def _did_you_mean(word: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(word, known, n=1)
-    if close:
-        return f" (did you mean '{close[0]}'?)"
-    return f"; expected one of: {', '.join(known)}" if known else ""
-
-
-def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the (nested) pydantic model at ``loc``, for suggestions."""
-    current: Any = model
-    for part in loc:
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            return []
-        current = _model_in(fields[part].annotation)
-        if current is None:
-            return []
-    return list(getattr(current, "model_fields", {}))
-
-
-def _model_in(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(argument)
-        if found is not None:
-            return found
-    return None
-
-
-def _brief(value: Any) -> str:
-    """A value for a message: a string's repr shortened, a container's repr bounded before it is built."""
-    return _short(repr(value) if isinstance(value, str) else _BRIEF.repr(value))
-
-
-def _short(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"
-
-
-def _first_line(error: Exception) -> str:
-    return " ".join(str(error).split())

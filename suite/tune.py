@@ -20,6 +20,7 @@ import yaml
 
 from suite import spec as specs
 from suite.errors import SpecError, SuiteError
+from suite.grid import axis_paths
 from suite.results import children_points, frame_from_children, setting_order
 from suite.tracking import metric_key
 
@@ -107,7 +108,7 @@ def spec_fragment(
     """The winning point's values on the grid's axes as YAML to paste into the spec, under a comment naming the sweep."""
     tree = point.to_dict()
     nested: dict[str, Any] = {}
-    paths = [path for axis in plan.base.to_dict().get("grid") or {} for path in specs.axis_paths(axis)]
+    paths = [path for axis in plan.base.to_dict().get("grid") or {} for path in axis_paths(axis)]
     for path in sorted(paths, key=setting_order):
         value = _at(tree, path)
         node = nested

@@ -215,7 +215,7 @@ def test_a_real_mlflow_server_passes_the_probe(tmp_path: Path) -> None:
 @pytest.mark.parametrize("seeds", ["[99999999999999999999]", "[0, -1]", "4294967296"])
 def test_seeds_outside_numpys_range(toy_distribution, toy_spec: Path, tmp_path: Path, seeds: str) -> None:
     result = _invoke("run", str(toy_spec), "-o", f"seeds={seeds}", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    _one_line_exit_2(result, "seeds: value error, seeds must be integers from 0 to 2**32 - 1")
+    _one_line_exit_2(result, "seeds: seeds must be integers from 0 to 2**32 - 1")
     assert not (tmp_path / "mlflow.db").exists()
 
 
