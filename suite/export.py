@@ -8,7 +8,7 @@ Columns, in this order:
 
 - ``experiment``, ``label`` (the row label ``suite report`` gives the run: the settings that differ
   between the points, ``suite.results.point_labels``), ``seed``, ``status``;
-- every final metric the run logged, by the name the specs write (``avg_acc``, ``test.ndcg@10``),
+- every final metric the run logged, by the one name the tables show (``avg_acc``, ``test.ndcg_at_10``),
   in name order; for runs that early-stop on a validation metric (sequential runs) also
   ``epochs_to_best`` (epochs up to the best validation score) and ``epochs_run``;
 - ``wall_seconds`` (the run's ``train_seconds`` metric when it logged one, else MLflow's end minus
@@ -41,7 +41,7 @@ from mlflow.tracking import MlflowClient
 
 from suite.errors import SuiteError
 from suite.results import DERIVED, NOT_SETTINGS, param_value, point_labels, read_launches, setting_order, spec_metric_name
-from suite.tracking import metric_key
+from suite.tracking import metric_key, read_client
 
 EPOCH_VALID = "valid_epoch"  # the per-epoch validation metrics of sequential runs (suite.sequential.pipeline.EPOCH_VALID)
 LEADING = ("experiment", "label", "seed", "status")
@@ -64,7 +64,7 @@ class Export:
 
 def export(experiments: Sequence[str], out: Path, tracking_uri: str, launch: str = "all", append: bool = False) -> Export:
     """Write ``out`` from the child runs of ``experiments`` (``launch``: all, latest, or a parent run id)."""
-    new = store_rows(MlflowClient(tracking_uri), experiments, launch)
+    new = store_rows(read_client(tracking_uri), experiments, launch)
     if new.empty:
         raise SuiteError(f"{', '.join(experiments)}: no ended child runs to export (launch: {launch})")
     kept = 0

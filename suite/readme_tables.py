@@ -17,7 +17,7 @@ one says where its data is and what to show:
 - ``experiments=``: only these experiments of the CSV.
 
 Rows are the CSV's (experiment, label) rows of FINISHED runs, cells mean ± std over seeds, ``n``
-the finished runs; statistics and paired intervals are ``suite.report.results_table``'s, the
+the finished runs; statistics and paired intervals are ``suite.results_table.results_table``'s, the
 same as ``suite report`` prints. Regenerate every block with ``suite readme-tables README.md``
 (``make tables``, or ``python -m suite.readme_tables README.md``); ``--check`` rewrites
 nothing and exits 1 with a diff when a block does not match its CSV.
@@ -38,7 +38,8 @@ import pandas as pd
 
 from suite.errors import SpecError, SuiteError
 from suite.export import LEADING, PARAM, PROVENANCE, read_results
-from suite.report import CONFIDENCE, PairedDifference, ResultsTable, bullets, column_decimals, results_table
+from suite.report import bullets
+from suite.results_table import CONFIDENCE, PairedDifference, ResultsTable, column_decimals, results_table
 
 BLOCK = re.compile(r"(^<!-- results: (?P<options>[^\n]*?) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL | re.MULTILINE)
 FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.DOTALL | re.MULTILINE)

@@ -30,7 +30,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from suite.errors import SpecError, SuiteError
-from suite.tracking import default_tracking_uri, flatten, metric_key, open_store
+from suite.tracking import default_tracking_uri, flatten, metric_key, read_client
 
 if TYPE_CHECKING:
     from suite.launcher import ChildResult
@@ -57,8 +57,7 @@ def launch_results(experiment: str | Sequence[str], tracking_uri: str | None = N
     ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``, as the ``suite`` command does.
     """
     uri = tracking_uri or default_tracking_uri()
-    open_store(uri, must_exist=True)  # reading never creates a store
-    client = MlflowClient(uri)
+    client = read_client(uri)  # reading never creates a store
     frame, _ = read_launches(client, [experiment] if isinstance(experiment, str) else list(experiment), launch)
     return frame
 

@@ -145,9 +145,9 @@ def test_each_method_trains_logs_its_matrices_and_resumes_to_the_same_metrics(ca
     whole = _tracker(tracking_uri, tmp_path)
     expected = _run(case, whole, data, tmp_path / "whole")
     for name in ("ndcg", "hr"):
-        for key in (f"avg_{name}@10", f"last_{name}@10", f"forgetting_{name}@10", f"bwt_{name}@10"):
+        for key in (f"avg_{name}_at_10", f"last_{name}_at_10", f"forgetting_{name}_at_10", f"bwt_{name}_at_10"):
             assert math.isfinite(expected[key])
-        assert 0.0 <= expected[f"avg_{name}@10"] <= 1.0
+        assert 0.0 <= expected[f"avg_{name}_at_10"] <= 1.0
     client = MlflowClient(tracking_uri)
     artifacts = {artifact.path for artifact in client.list_artifacts(whole.run_id)}
     assert {"ndcg_matrix.json", "ndcg_matrix.png", "hr_matrix.json", "hr_matrix.png"} <= artifacts

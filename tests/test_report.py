@@ -23,8 +23,9 @@ from suite.cli import main
 from suite.latex import readable_label
 from suite.launcher import launch
 from suite.plots import curve_figure
-from suite.report import column_decimals, log_launch_results, paired_difference
+from suite.report import log_launch_results
 from suite.results import children_frame, launch_results, metric_histories, point_labels, resolve_metric
+from suite.results_table import column_decimals, paired_difference
 from suite.tracking import Tracker
 
 pytestmark = pytest.mark.slow

@@ -184,6 +184,6 @@ def test_a_sequential_run_gets_epochs_to_its_best_validation_score_and_epochs_ru
     scores = [entry.value for entry in sorted(client.get_metric_history(row["run_id"], "valid_epoch.ndcg_at_10"), key=lambda e: e.step)]
     assert len(scores) == 4 and row["epochs_run"] == "4"
     best = int(row["epochs_to_best"])
-    assert scores[best - 1] == pytest.approx(float(row["best_valid.ndcg@10"]), rel=1e-5)  # the epoch RecBole kept as best
+    assert scores[best - 1] == pytest.approx(float(row["best_valid.ndcg_at_10"]), rel=1e-5)  # the epoch RecBole kept as best
     assert all(score < scores[best - 1] for score in scores[: best - 1])
-    assert float(row["wall_seconds"]) > 0 and float(row["test.ndcg@10"]) > 0
+    assert float(row["wall_seconds"]) > 0 and float(row["test.ndcg_at_10"]) > 0

@@ -43,7 +43,7 @@ def periodic_method(name: str, options: type[Options], method_class: type, descr
         run=partial(run_method, method_class=method_class),
         description=description,
         check=partial(check_point, method_class=method_class),
-        curve_metric="avg_ndcg@10_seen",
+        curve_metric="avg_ndcg_at_10_seen",
         names_runs_after_model=True,
         model_family="sequential",
     )

@@ -124,7 +124,7 @@ def _ranks(data: PeriodData, indices: np.ndarray) -> np.ndarray:
 def _log_row(ctx: RunContext, period: int, rows: dict[str, list[list[float]]], seconds: list[float], k: int) -> None:
     """The averages over the periods seen so far (the launch's curve) and this period's training time, step = period."""
     seen = [len(rows["ndcg"])]
-    metrics = {f"avg_{name}@{k}_seen": average_accuracies([rows[name][-1]], seen)[0] for name in METRICS}
+    metrics = {f"avg_{name}_at_{k}_seen": average_accuracies([rows[name][-1]], seen)[0] for name in METRICS}
     metrics["period_train_seconds"] = seconds[-1]
     ctx.tracker.log_metrics(metrics, step=period)
     if not ctx.quiet:
@@ -151,10 +151,10 @@ def _finish(ctx: RunContext, method: PeriodMethod, rows: dict[str, list[list[flo
     for name in METRICS:
         matrix = rows[name]
         seen = [i + 1 for i in range(len(matrix))]
-        summary[f"avg_{name}@{k}"] = average_incremental_accuracy(matrix, seen)
-        summary[f"last_{name}@{k}"] = last_accuracy(matrix, seen)
-        summary[f"forgetting_{name}@{k}"] = forgetting(matrix, seen)
-        summary[f"bwt_{name}@{k}"] = backward_transfer(matrix, seen)
+        summary[f"avg_{name}_at_{k}"] = average_incremental_accuracy(matrix, seen)
+        summary[f"last_{name}_at_{k}"] = last_accuracy(matrix, seen)
+        summary[f"forgetting_{name}_at_{k}"] = forgetting(matrix, seen)
+        summary[f"bwt_{name}_at_{k}"] = backward_transfer(matrix, seen)
         payload = {"matrix": matrix, "rows": "trained up to period i", "columns": "evaluated on period j", "unit": f"{name}@{k}"}
         ctx.tracker.log_dict(payload, f"{name}_matrix.json")
         percent = [[100 * value for value in row] for row in matrix]

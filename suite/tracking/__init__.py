@@ -45,6 +45,7 @@ from suite.tracking.store import (
     local_artifact_root,
     open_client,
     open_store,
+    read_client,
     sqlite_path,
 )
 from suite.tracking.tracker import DIGEST_LENGTH, ERROR_TAG, NOTE_TAG, Tracker, describe_error, end_status, run_status
@@ -90,6 +91,7 @@ __all__ = [
     "process_state",
     "process_tags",
     "provenance_tags",
+    "read_client",
     "run_status",
     "sqlite_path",
 ]

@@ -113,8 +113,14 @@ def _check_sqlite_path(tracking_uri: str, db_path: Path, must_exist: bool) -> No
 
 
 def open_client(tracking_uri: str) -> MlflowClient:
-    """A client of the store, opened with ``open_store`` first (for this module's own use)."""
+    """A client of the store, opened with ``open_store`` first (for this package's own writes)."""
     open_store(tracking_uri)
+    return MlflowClient(tracking_uri)
+
+
+def read_client(tracking_uri: str) -> MlflowClient:
+    """A client for reading a store that exists (reports, exports, notebooks): reading never creates one."""
+    open_store(tracking_uri, must_exist=True)
     return MlflowClient(tracking_uri)
 
 
