@@ -24,11 +24,12 @@ from continual_runs import Store, history, install_toy_method, run
 from suite import registry
 from suite.api import NoOptions, ScenarioEntry
 from suite.cli import main
-from suite.continual.entries import check_point, continual_method
+from suite.continual.entries import continual_method
 from suite.continual.finetune import FinetuneOptions
 from suite.continual.mlflow_logger import heatmap
 from suite.continual.strategy import NonFiniteLossError, Seq2SeqTemplate
 from suite.continual.synthetic import build_synthetic_slu
+from suite.devices import check_device
 from suite.errors import SpecError
 
 torch.set_num_threads(1)
@@ -77,16 +78,16 @@ def test_every_continual_method_names_its_curve_metric_and_the_heatmap_its_run()
     assert figure.axes[0].get_title() == "coconut seed=3"
 
 
-def test_device_is_checked_before_any_run():
-    point = type("Point", (), {})()
-    point.model = registry.get("model", "slu-seq2seq")
-    point.train_options = registry.get("method", "replay").train_options(device="cuda:7")
-    with pytest.raises(SpecError, match=r"train.device=cuda:7: this machine has \d+ CUDA device"):
-        check_point(point)
-    point.train_options = registry.get("method", "replay").train_options(device="cpu")
-    check_point(point)
-    with pytest.raises(ValueError):
-        registry.get("method", "replay").train_options(device="gpu1")
+def test_both_families_take_one_device_grammar_and_check():
+    for family_options in (registry.get("method", "replay").train_options, registry.get("method", "recbole-trainer").train_options):
+        assert family_options(device="auto").device == "auto"
+        with pytest.raises(ValueError, match="expected 'cpu', 'cuda', 'cuda:N' or 'auto'"):
+            family_options(device="gpu1")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(SpecError, match=rf"train.device: cuda:{count + 6}, but torch sees"):
+        check_device(f"cuda:{count + 6}")
+    check_device("cpu")
+    check_device("auto")
 
 
 class LockedTestStream:

@@ -26,13 +26,14 @@ from recbole.model.sequential_recommender import SASRec
 from scenarios.recsys.entries import RECBOLE
 from suite.api import NoOptions, RunContext
 from suite.checkpoints import CheckpointStore
+from suite.devices import check_device
 from suite.errors import SpecError
 from suite.seeding import seed_everything
 from suite.sequential import entries as P
 from suite.sequential import pipeline
 from suite.sequential.checkpointing import WeightsOnlyCheckpoints
 from suite.sequential.recbole_strings import guard_config
-from suite.sequential.train_options import SequentialTrainOptions, check_device
+from suite.sequential.train_options import SequentialTrainOptions
 from suite.tracking import Tracker
 
 PAYLOAD = "__import__('os').system('touch PWNED') or 'x'"
@@ -160,14 +161,14 @@ def test_devices_map_to_recbole_keys_and_a_torch_device(device: str, keys: dict,
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "cuda:", "cpu:0", "CUDA", PAYLOAD])
 def test_bad_devices_are_refused(device: str) -> None:
-    with pytest.raises(ValidationError, match="expected 'cpu', 'cuda' or 'cuda:N'"):
+    with pytest.raises(ValidationError, match="expected 'cpu', 'cuda', 'cuda:N' or 'auto'"):
         SequentialTrainOptions(device=device)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_a_cuda_device_on_a_machine_without_one_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match="train.device: cuda:1, but torch sees no CUDA device"):
-        check_device(SequentialTrainOptions(device="cuda:1"))
+        check_device(SequentialTrainOptions(device="cuda:1").device)
 
 
 def test_valid_metric_grammar_and_registry() -> None:

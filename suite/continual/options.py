@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from models.slu_seq2seq import DEFAULT_PRESET, DEFAULTS, ENCODERS, PRESETS
 from suite.api import Options
+from suite.devices import device_name
 
 
 class SLUModelOptions(Options):
@@ -53,7 +54,8 @@ class ContinualTrain(Options):
     eval_batch_size: int = Field(128, ge=1)
     max_decode_len: int = Field(32, ge=2)
     eval_future: bool = Field(False, description="also evaluate experiences not trained yet (full matrix)")
-    device: str = Field("cpu", pattern=r"^(cpu|cuda|auto|cuda:\d+)$", description="cpu, cuda, cuda:N or auto (cuda when available)")
+    device: str = Field("cpu", description="cpu, cuda, cuda:N or auto (cuda when available): suite.devices")
+    _device = field_validator("device")(device_name)
     num_threads: int | None = Field(None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)")
     checkpoint: bool = Field(True, description="log the final model (MLflow pytorch flavor, tokenizer inside)")
     echo: bool = Field(True, description="print one line per experience")

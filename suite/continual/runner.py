@@ -35,17 +35,11 @@ from suite.continual.mlflow_logger import MLflowContinualLogger
 from suite.continual.progress_bar import EpochProgressPlugin
 from suite.continual.resume import RunCheckpoint, method_plugins
 from suite.continual.strategy import Seq2SeqTemplate
+from suite.devices import check_device, resolve_device
 from suite.scenario_build import build_scenario
 from suite.seeding import seed_everything
 
 SKIPPED_FILES_SHOWN = 5
-
-
-def resolve_device(device: str) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N``, or ``auto`` (the first GPU when there is one)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_strategy(
@@ -140,6 +134,7 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
     seed_everything(ctx.seed)
     scenario = build_scenario(ctx)
     seed_everything(ctx.seed)
+    check_device(train.device)  # where the run trains (a Ray worker's GPUs are not the launcher's)
     device = resolve_device(train.device)
     tokenizer = scenario.tokenizer
     model = ctx.build_model(vocab_size=len(tokenizer), n_mels=scenario.n_mels, pad_id=tokenizer.pad_id).to(device)

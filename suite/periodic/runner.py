@@ -29,13 +29,13 @@ from scenarios.recsys.periods import PeriodScenario, Timeline, boundaries
 from suite.api import RunContext
 from suite.continual.metrics import average_accuracies, average_incremental_accuracy, backward_transfer, forgetting, last_accuracy
 from suite.continual.mlflow_logger import heatmap
+from suite.devices import check_device
 from suite.periodic.method import PeriodData, PeriodMethod
 from suite.scenario_build import build_scenario
 from suite.seeding import restore_rng_state, rng_state
 from suite.sequential.meta_trainer import MetaTrainer
 from suite.sequential.pipeline import build_run, config_dict_for, recbole_warnings_filtered
 from suite.sequential.recbole_trainer import RecBoleTrainer
-from suite.sequential.train_options import check_device
 
 METRICS = ("ndcg", "hr")
 K = 10
@@ -45,7 +45,7 @@ K = 10
 def run(ctx: RunContext, method: PeriodMethod) -> dict[str, float]:
     """Train and evaluate ``method`` period by period for one seed; the summary metrics."""
     train = ctx.train_options
-    check_device(train)
+    check_device(train.device)
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
     scenario: PeriodScenario = build_scenario(ctx)

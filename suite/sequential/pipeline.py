@@ -38,9 +38,10 @@ from recbole.data.transform import construct_transform
 from recbole.utils import get_flops, init_seed
 
 from suite.api import RunContext
+from suite.devices import check_device
 from suite.scenario_build import build_scenario
 from suite.sequential.recbole_strings import guard_config
-from suite.sequential.train_options import SequentialTrainOptions, check_device
+from suite.sequential.train_options import SequentialTrainOptions
 
 EPOCH_VALID = "valid_epoch"
 """Prefix of the per-epoch validation curve (``valid_epoch.ndcg@10``, step = epoch). ``valid.*`` is the
@@ -258,7 +259,7 @@ def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[s
     are the best epoch's validation metrics.
     """
     train: SequentialTrainOptions = ctx.train_options
-    check_device(train)
+    check_device(train.device)
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
     scenario = build_scenario(ctx)

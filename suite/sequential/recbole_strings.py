@@ -21,7 +21,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import torch
 from recbole.evaluator.register import metric_information, metric_types
 from recbole.utils import EvaluatorType
 
@@ -64,19 +63,6 @@ def split_valid_metric(value: str) -> tuple[str, int | None]:
 
 def valid_metric(value: str) -> str:
     split_valid_metric(value)
-    return value
-
-
-def parse_device(value: str) -> torch.device:
-    """``cpu``, ``cuda`` (the current CUDA device) or ``cuda:N``."""
-    match = DEVICE.fullmatch(value)
-    if not match:
-        raise ValueError("expected 'cpu', 'cuda' or 'cuda:N'")
-    return torch.device(value)
-
-
-def device(value: str) -> str:
-    parse_device(value)
     return value
 
 

@@ -13,7 +13,7 @@ import torch
 from pydantic import Field, ValidationInfo, field_validator
 
 from suite.api import Options
-from suite.errors import SpecError
+from suite.devices import device_name, resolve_device
 from suite.sequential import recbole_strings
 
 
@@ -33,12 +33,12 @@ class SequentialTrainOptions(Options):
     )
     topk: list[int] = Field(default_factory=lambda: [5, 10, 20], min_length=1)
     valid_metric: str = Field(default="NDCG@10", description="early stopping and model selection: NAME@k of RecBole's ranking metrics")
-    device: str = Field(default="cpu", description="cpu, cuda (the current CUDA device) or cuda:N")
+    device: str = Field(default="cpu", description="cpu, cuda (the current CUDA device), cuda:N or auto: suite.devices")
     num_threads: int | None = Field(
         default=None, ge=1, description="torch threads; 1 on a shared CPU (2 OpenMP threads on 2 busy cores can stall)"
     )
 
-    _device = field_validator("device")(recbole_strings.device)
+    _device = field_validator("device")(device_name)
 
     @field_validator("metrics")
     @classmethod
@@ -76,7 +76,7 @@ class SequentialTrainOptions(Options):
         return list(self.metrics) if name in listed else [*self.metrics, self.valid_metric.split("@")[0]]
 
     def torch_device(self) -> torch.device:
-        return recbole_strings.parse_device(self.device)
+        return resolve_device(self.device)
 
     def recbole_device_keys(self) -> dict[str, Any]:
         """``use_gpu``/``gpu_id`` for RecBole's Config; the pipeline then sets ``config['device']`` to ``torch_device()``."""
@@ -84,15 +84,3 @@ class SequentialTrainOptions(Options):
         if target.type == "cpu":
             return {"use_gpu": False, "gpu_id": ""}
         return {"use_gpu": True, "gpu_id": str(target.index or 0)}
-
-
-def check_device(train: SequentialTrainOptions) -> None:
-    """The device exists on this machine (a run-time check: the spec may be written for another machine)."""
-    target = train.torch_device()
-    if target.type != "cuda":
-        return
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count == 0:
-        raise SpecError(f"train.device: {train.device}, but torch sees no CUDA device here")
-    if target.index is not None and target.index >= count:
-        raise SpecError(f"train.device: {train.device}, but torch sees {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
