@@ -211,7 +211,7 @@ def _run_child_in(tracker: Tracker, label: str, point: specs.ResolvedSpec, seed:
                 checkpoints=CheckpointStore(tracker, run_dir),
                 evaluation=evaluation,
             )
-            seed_everything(seed)
+            seed_everything(seed)  # every method's contract: it starts from generators seeded by its seed
             result.summary = {key: float(value) for key, value in (point.method.run(context) or {}).items()}
             _log_summary(tracker, result.summary)
     except (Exception, SystemExit) as error:  # the run is FAILED; the launch goes on (or stops if fail-fast)

@@ -7,7 +7,9 @@ checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -62,3 +64,13 @@ def _to_lists(value: Any) -> Any:
 
 def _to_tuples(value: Any) -> Any:
     return tuple(_to_tuples(item) for item in value) if isinstance(value, list) else value
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block without moving any global generator: whatever it draws, the state after it is the state before."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(state)

@@ -37,7 +37,7 @@ from suite.continual.resume import RunCheckpoint, method_plugins
 from suite.continual.strategy import Seq2SeqTemplate
 from suite.devices import check_device, resolve_device
 from suite.scenario_build import build_scenario
-from suite.seeding import seed_everything
+from suite.seeding import preserved_rng, seed_everything
 
 SKIPPED_FILES_SHOWN = 5
 
@@ -131,9 +131,9 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
     started = time.perf_counter()
-    seed_everything(ctx.seed)
-    scenario = build_scenario(ctx)
-    seed_everything(ctx.seed)
+    seed_everything(ctx.seed)  # once: the launcher seeds too, but this runner also runs without it (make_strategy, tests)
+    with preserved_rng():  # the model's initial weights must not depend on what the scenario's build drew
+        scenario = build_scenario(ctx)
     check_device(train.device)  # where the run trains (a Ray worker's GPUs are not the launcher's)
     device = resolve_device(train.device)
     tokenizer = scenario.tokenizer
