@@ -214,8 +214,10 @@ class EpochLosses(PluginMetric[dict]):
     Values accumulate on the device after every iteration and are read once per epoch (no
     per-batch device sync). Emitted after each epoch, at step = the number of epochs trained
     before it in the whole run (a global epoch count across experiences): ``train.loss``,
-    ``train.loss.<term>`` (``seq2seq``, ``nspt``, ``mm``, ``akd``, ``skd``, ``lwf``, ``ewc``: each
-    term before its weight, averaged over the batches it appeared in), ``train.grad_norm``
+    ``train.loss.<term>`` (``seq2seq``, ``nspt``, ``mm``, ``akd``, ``skd``, ``lwf``, ``ewc``,
+    ``si``, ``mas``, ``rwalk``, ``mir``, ``der``, ``der_ce``: each term before its weight, averaged
+    over the batches it appeared in; ``agem``, ``gem``: the memory loss the projection compares
+    with, not added to the loss), ``train.grad_norm``
     (the norm ``grad_clip`` bounds, before clipping: the total loss's gradient, or the seq2seq
     loss's with ``grad_clip_on=seq2seq_loss``), ``train.clip_fraction`` (share of steps
     clipped) and ``train.lr``.
