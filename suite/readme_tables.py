@@ -19,7 +19,7 @@ one says where its data is and what to show:
 Rows are the CSV's (experiment, label) rows of FINISHED runs, cells mean ± std over seeds, ``n``
 the finished runs; statistics and paired intervals are ``suite.results_table.results_table``'s, the
 same as ``suite report`` prints. Regenerate every block with ``suite readme-tables README.md``
-(``make tables``, or ``python -m suite.readme_tables README.md``); ``--check`` rewrites
+(``make tables``); ``--check`` rewrites
 nothing and exits 1 with a diff when a block does not match its CSV.
 """
 
@@ -29,8 +29,6 @@ import difflib
 import math
 import re
 import shlex
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,14 +210,3 @@ def update(readme: Path, check: bool = False) -> Outcome:
 
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m suite.readme_tables README.md [--check]``: the same as ``suite readme-tables``."""
-    from suite.cli import main as suite
-
-    return suite(["readme-tables", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    main()

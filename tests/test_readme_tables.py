@@ -138,7 +138,7 @@ def test_a_bad_marker_is_exit_2_with_one_line_naming_it(example, marker, message
 
 def test_python_dash_m_runs_the_same_command(example):
     result = subprocess.run(
-        [sys.executable, "-m", "suite.readme_tables", str(example), "--check"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "suite.cli", "readme-tables", str(example), "--check"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and "1 results table(s) up to date" in result.stdout, result.stderr
 
