@@ -122,6 +122,27 @@ def _quiet(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-q", "--quiet", is_flag=True, help="No progress bars.")(command)
 
 
+def _jobs(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-j",
+        "--jobs",
+        default=None,
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Children run at once on this machine, each in its own process (default: cores // train.num_threads; 1: one after the other).",
+    )(command)
+
+
+def resolve_jobs(jobs: int | None, plan: specs.LaunchPlan) -> int:
+    """``--jobs``, or as many children as fit the cores given each point's ``train.num_threads``."""
+    from suite.local_pool import default_jobs
+
+    if jobs is not None:
+        return jobs
+    threads = [getattr(point.train_options, "num_threads", None) for _, point in plan.points]
+    return default_jobs(threads, sum(len(point.seeds) for _, point in plan.points))
+
+
 def _spec_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "-g",
@@ -159,13 +180,16 @@ def main() -> None:
 
 @main.command()
 @_spec_arguments
+@_jobs
 @_tracking
 @_quiet
 @_common
 @_guarded
-def run(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool) -> None:
-    """Run SPEC_FILE: one MLflow parent run, one child per seed (and grid point); stops at the first failed run."""
-    _launch(spec_file, overrides, grid, tracking_uri, quiet, executor="local", fail_fast=True)
+def run(
+    spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], jobs: int | None, tracking_uri: str | None, quiet: bool
+) -> None:
+    """Run SPEC_FILE: one MLflow parent run, one child per seed (and grid point); no new run starts after a failed one."""
+    _launch(spec_file, overrides, grid, tracking_uri, quiet, jobs=jobs, executor="local", fail_fast=True)
 
 
 @main.command()
@@ -173,6 +197,7 @@ def run(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], trac
 @click.option("--ray", "use_ray", is_flag=True, help="Run the points as Ray tasks (local Ray, or the cluster at --address).")
 @click.option("--address", default=None, help="Ray cluster address (e.g. auto or ray://host:10001); implies --ray.")
 @click.option("--cpus-per-trial", default=1.0, show_default=True, type=click.FloatRange(min=0.01), help="Ray CPUs reserved per trial.")
+@_jobs
 @_tracking
 @_quiet
 @_common
@@ -184,17 +209,21 @@ def sweep(
     use_ray: bool,
     address: str | None,
     cpus_per_trial: float,
+    jobs: int | None,
     tracking_uri: str | None,
     quiet: bool,
 ) -> None:
     """Run every grid point x seed of SPEC_FILE; a failed point does not stop the others."""
     executor = "ray" if (use_ray or address) else "local"
+    if executor == "ray" and jobs is not None:
+        raise SuiteError("--jobs runs children on this machine; with --ray, Ray places them: use --cpus-per-trial")
     _launch(
         spec_file,
         overrides,
         grid,
         tracking_uri,
         quiet,
+        jobs=jobs,
         executor=executor,
         fail_fast=False,
         ray_address=address,
@@ -325,6 +354,7 @@ def report(
 )
 @click.option("--sample-seed", default=0, show_default=True, type=int, help="Seed of the grid sample (--budget).")
 @click.option("--experiment", default=None, help="MLflow experiment of the sweep (default: the spec's experiment + '-tune').")
+@_jobs
 @_tracking
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @_common
@@ -338,6 +368,7 @@ def tune(
     budget: int | None,
     sample_seed: int,
     experiment: str | None,
+    jobs: int | None,
     tracking_uri: str | None,
     quiet: bool,
 ) -> None:
@@ -355,7 +386,9 @@ def tune(
     argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])
     open_store(uri)
     with _noting_closed_runs():
-        tuning = run_tuning(plan, uri, objective, maximize, grid_size, command_line=shlex.join(["suite", *argv]), quiet=quiet)
+        tuning = run_tuning(
+            plan, uri, objective, maximize, grid_size, command_line=shlex.join(["suite", *argv]), quiet=quiet, jobs=resolve_jobs(jobs, plan)
+        )
     click.echo(render(tuning).rstrip("\n"))
     click.echo(f"MLflow experiment '{tuning.experiment}', parent run {tuning.parent_run_id}: tuning.json, tuned.yaml", err=True)
     if tuning.failed:
@@ -439,17 +472,21 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
-def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, **how: Any) -> None:
+def _launch(
+    spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, jobs: int | None, **how: Any
+) -> None:
     from suite.launcher import ChildRunsFailed, launch
 
     plan = specs.plan(spec_file, overrides, grid)
     uri = tracking_uri or default_tracking_uri()
     open_store(uri)  # an unusable store is one line now, before anything is printed or opened
     runs = sum(len(point.seeds) for _, point in plan.points)
-    click.echo(f"{plan.experiment}: {len(plan.points)} point(s) x seeds = {runs} run(s), tracking at {uri}", err=True)
+    workers = resolve_jobs(jobs, plan) if how["executor"] == "local" else 1
+    at_once = f", {workers} at a time" if workers > 1 else ""
+    click.echo(f"{plan.experiment}: {len(plan.points)} point(s) x seeds = {runs} run(s){at_once}, tracking at {uri}", err=True)
     argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])
     with _noting_closed_runs():
-        result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, **how)
+        result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, jobs=workers, **how)
     click.echo(result.table)
     click.echo(f"MLflow experiment '{result.experiment}' (id {result.experiment_id}), parent run {result.parent_run_id}", err=True)
     if result.failed:
