@@ -197,6 +197,13 @@ def run(
 @click.option("--ray", "use_ray", is_flag=True, help="Run the points as Ray tasks (local Ray, or the cluster at --address).")
 @click.option("--address", default=None, help="Ray cluster address (e.g. auto or ray://host:10001); implies --ray.")
 @click.option("--cpus-per-trial", default=1.0, show_default=True, type=click.FloatRange(min=0.01), help="Ray CPUs reserved per trial.")
+@click.option(
+    "--gpus-per-trial",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Ray GPUs reserved per trial; in the trial, train.device: cuda is the GPU Ray assigned.",
+)
 @_jobs
 @_tracking
 @_quiet
@@ -209,6 +216,7 @@ def sweep(
     use_ray: bool,
     address: str | None,
     cpus_per_trial: float,
+    gpus_per_trial: float,
     jobs: int | None,
     tracking_uri: str | None,
     quiet: bool,
@@ -217,6 +225,8 @@ def sweep(
     executor = "ray" if (use_ray or address) else "local"
     if executor == "ray" and jobs is not None:
         raise SuiteError("--jobs runs children on this machine; with --ray, Ray places them: use --cpus-per-trial")
+    if executor == "local" and gpus_per_trial:
+        raise SuiteError("--gpus-per-trial reserves Ray GPUs: add --ray (or --address)")
     _launch(
         spec_file,
         overrides,
@@ -228,6 +238,7 @@ def sweep(
         fail_fast=False,
         ray_address=address,
         cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
     )
 
 

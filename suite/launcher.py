@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import tempfile
-import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +121,7 @@ def launch(
     executor: str = "local",
     ray_address: str | None = None,
     cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
     fail_fast: bool = True,
     quiet: bool = False,
     evaluation: Evaluation = "test",
@@ -145,7 +144,9 @@ def launch(
     children = [ChildJob(label, point, seed) for label, point in plan.points for seed in point.seeds]
     try:
         if executor == "ray":
-            results = _run_on_ray(children, site, ray_address, cpus_per_trial)
+            from suite.ray_launch import run_on_ray
+
+            results = run_on_ray(children, site, ray_address, cpus_per_trial, gpus_per_trial)
         else:
             results = _run_locally(children, site, fail_fast, jobs, plan.base.report_metrics or ())
         _read_curves(results, children, tracking_uri, evaluation)
@@ -197,6 +198,11 @@ def run_child(job: ChildJob, site: LaunchSite, opened: Callable[[str], None] | N
     tracker = _open_child(job, site)
     if opened is not None:
         opened(tracker.run_id)
+    return continue_child(tracker, job, site)
+
+
+def continue_child(tracker: Tracker, job: ChildJob, site: LaunchSite) -> ChildResult:
+    """Run the child in its open run (new, or reopened: the method continues from its last checkpoint)."""
     return _run_child_in(tracker, job.label, job.point, job.seed, site.quiet, site.evaluation)
 
 
@@ -303,44 +309,6 @@ def _run_locally(jobs: list[ChildJob], site: LaunchSite, fail_fast: bool, worker
         if fail_fast and results[-1].error:
             break  # the later children are never opened
     return results
-
-
-def _run_on_ray(jobs: list[ChildJob], site: LaunchSite, address: str | None, cpus_per_trial: float) -> list[ChildResult]:
-    """Each child as a Ray task that opens and closes its own run; a lost worker is a failed child."""
-    ray = _import_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=not site.quiet, ignore_reinit_error=True)
-    remote_child = ray.remote(num_cpus=cpus_per_trial)(run_child_from_tree)
-    refs = [remote_child.remote(job.label, child_tree(job.point, job.seed), job.point.source, job.seed, site) for job in jobs]
-    try:
-        results = [_ray_result(ref, job) for ref, job in zip(refs, jobs)]
-    except KeyboardInterrupt:
-        for ref in refs:
-            ray.cancel(ref, force=True)
-        raise
-    if any(result.run_id is None for result in results):
-        close_open_children(site.tracking_uri, site.parent_run_id, "FAILED", "its Ray worker was lost")
-    return results
-
-
-def _import_ray() -> Any:
-    """Ray's first import sets SIGTERM to ``sys.exit``; keep the handler the launch runs under (SIGTERM ends the runs KILLED)."""
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
-    import ray
-
-    if in_main_thread and handler is not None:
-        signal.signal(signal.SIGTERM, handler)
-    return ray
-
-
-def _ray_result(ref: Any, job: ChildJob) -> ChildResult:
-    import ray
-
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayError as error:
-        return ChildResult(label=job.label, seed=job.seed, run_id=None, error=f"Ray worker lost: {describe_error(error)}")
 
 
 def run_child_from_tree(

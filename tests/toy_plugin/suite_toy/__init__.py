@@ -86,7 +86,9 @@ def fit(ctx) -> dict[str, float]:
     weights = ctx.build_model(np.random.default_rng(ctx.seed))
     options = ctx.method_options
     start, loss = 0, float("nan")
-    ctx.tracker.set_tags({"toy.quiet": ctx.quiet, "toy.evaluation": ctx.evaluation})
+    ctx.tracker.set_tags(
+        {"toy.quiet": ctx.quiet, "toy.evaluation": ctx.evaluation, "toy.cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+    )
     state = ctx.checkpoints.load()
     if state is not None:
         start, loss, weights = state["step"] + 1, float(state["loss"]), state["weights"].numpy()
