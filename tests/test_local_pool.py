@@ -166,3 +166,11 @@ def test_a_signal_to_the_launch_closes_every_child_killed(toy_distribution, toy_
     assert sorted(run.info.status for run in runs) == ["KILLED"] * 3  # the parent and both children
     assert all(run.data.tags["suite.error"] == reason for run in runs if run.data.tags["suite.kind"] == "child")
     assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+
+
+def test_jobs_and_ray_options_that_cannot_go_together_are_input_errors(toy_distribution, tracking_uri, toy_spec) -> None:
+    result = invoke("sweep", str(toy_spec), "--ray", "--jobs", "2")
+    assert result.exit_code == 2 and "--jobs runs children on this machine" in result.output
+    result = invoke("sweep", str(toy_spec), "--gpus-per-trial", "1")
+    assert result.exit_code == 2 and "--gpus-per-trial reserves Ray GPUs: add --ray" in result.output
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
