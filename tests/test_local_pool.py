@@ -174,3 +174,18 @@ def test_jobs_and_ray_options_that_cannot_go_together_are_input_errors(toy_distr
     result = invoke("sweep", str(toy_spec), "--gpus-per-trial", "1")
     assert result.exit_code == 2 and "--gpus-per-trial reserves Ray GPUs: add --ray" in result.output
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.slow
+def test_tune_ranks_children_run_in_parallel_as_serial_ones(toy_distribution, tracking_uri, toy_spec) -> None:
+    args = ["tune", str(toy_spec), "-q", "-o", "seeds=[0]", "-o", "method.batch_size=8", "-g", "train.lr=[0.01,0.05]"]
+    args += ["--objective", "valid.final_loss", "--minimize"]
+    parallel = invoke(*args, "--jobs", "2", "--experiment", "parallel")
+    serial = invoke(*args, "--jobs", "1", "--experiment", "serial")
+    assert parallel.exit_code == 0 and serial.exit_code == 0, parallel.output + serial.output
+    finals = {
+        name: {r.data.tags["suite.point"]: r.data.metrics["valid.final_loss"] for r in children(name)} for name in ("parallel", "serial")
+    }
+    assert finals["parallel"] == finals["serial"] and len(finals["serial"]) == 2
+    assert len({r.data.tags["suite.pid"] for r in children("parallel")}) == 2
+    assert parallel.stdout.split("# chosen by")[0] == serial.stdout.split("# chosen by")[0]  # the same ranking table
