@@ -133,16 +133,6 @@ def _jobs(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def resolve_jobs(jobs: int | None, plan: specs.LaunchPlan) -> int:
-    """``--jobs``, or as many children as fit the cores given each point's ``train.num_threads``."""
-    from suite.local_pool import default_jobs
-
-    if jobs is not None:
-        return jobs
-    threads = [getattr(point.train_options, "num_threads", None) for _, point in plan.points]
-    return default_jobs(threads, sum(len(point.seeds) for _, point in plan.points))
-
-
 def _spec_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "-g",
@@ -385,6 +375,7 @@ def tune(
 ) -> None:
     """Choose SPEC_FILE's grid values on validation data: best mean OBJECTIVE over the spec's seeds."""
     from suite.launcher import ChildRunsFailed
+    from suite.local_pool import jobs_for
     from suite.tune import check_objective, render, run_tuning, tuning_plan
 
     check_objective(objective)
@@ -398,7 +389,7 @@ def tune(
     open_store(uri)
     with _noting_closed_runs():
         tuning = run_tuning(
-            plan, uri, objective, maximize, grid_size, command_line=shlex.join(["suite", *argv]), quiet=quiet, jobs=resolve_jobs(jobs, plan)
+            plan, uri, objective, maximize, grid_size, command_line=shlex.join(["suite", *argv]), quiet=quiet, jobs=jobs_for(plan, jobs)
         )
     click.echo(render(tuning).rstrip("\n"))
     click.echo(f"MLflow experiment '{tuning.experiment}', parent run {tuning.parent_run_id}: tuning.json, tuned.yaml", err=True)
@@ -487,12 +478,13 @@ def _launch(
     spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, jobs: int | None, **how: Any
 ) -> None:
     from suite.launcher import ChildRunsFailed, launch
+    from suite.local_pool import jobs_for
 
     plan = specs.plan(spec_file, overrides, grid)
     uri = tracking_uri or default_tracking_uri()
     open_store(uri)  # an unusable store is one line now, before anything is printed or opened
     runs = sum(len(point.seeds) for _, point in plan.points)
-    workers = resolve_jobs(jobs, plan) if how["executor"] == "local" else 1
+    workers = jobs_for(plan, jobs) if how["executor"] == "local" else 1
     at_once = f", {workers} at a time" if workers > 1 else ""
     click.echo(f"{plan.experiment}: {len(plan.points)} point(s) x seeds = {runs} run(s){at_once}, tracking at {uri}", err=True)
     argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])

@@ -36,6 +36,7 @@ from suite.errors import Terminated
 
 if TYPE_CHECKING:
     from suite.launcher import ChildJob, ChildResult, LaunchSite
+    from suite.spec import LaunchPlan
 
 SPAWN = multiprocessing.get_context("spawn")
 STOP_GRACE_S = 30.0
@@ -58,6 +59,14 @@ def default_jobs(threads: Sequence[int | None], children: int) -> int:
     cores = available_cores()
     widest = max((count or cores for count in threads), default=1)
     return max(1, min(children, cores // widest))
+
+
+def jobs_for(plan: LaunchPlan, jobs: int | None) -> int:
+    """``--jobs`` as given, or as many children as fit the cores given each point's ``train.num_threads``."""
+    if jobs is not None:
+        return jobs
+    threads = [getattr(point.train_options, "num_threads", None) for _, point in plan.points]
+    return default_jobs(threads, sum(len(point.seeds) for _, point in plan.points))
 
 
 @dataclass

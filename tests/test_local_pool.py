@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from test_sequential_pipeline import SMALL, write_ring_dataset
 
 from suite import local_pool
+from suite import spec as specs
 from suite.cli import main
 
 PAUSE_ENV = "SUITE_TOY_PAUSE_AT_STEP"
@@ -66,6 +67,10 @@ def test_default_jobs_fit_the_cores_given_each_childs_threads(monkeypatch: pytes
     assert local_pool.default_jobs([1], children=3) == 3  # never more processes than children
     assert local_pool.default_jobs([None, 1], children=10) == 1  # no num_threads: torch takes every core
     assert local_pool.default_jobs([16], children=10) == 1
+    quickstart = specs.plan(Path(__file__).resolve().parents[1] / "runs" / "quickstart.yaml", [], [], check_data=False)
+    assert local_pool.jobs_for(quickstart, None) == 3  # three children of one thread each
+    assert local_pool.jobs_for(specs.plan(quickstart.source, ["train.num_threads=4"], [], check_data=False), None) == 2
+    assert local_pool.jobs_for(quickstart, 1) == 1
 
 
 @pytest.mark.slow
