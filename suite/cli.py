@@ -117,6 +117,17 @@ def _quiet(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-q", "--quiet", is_flag=True, help="No progress bars.")(command)
 
 
+def _jobs(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-j",
+        "--jobs",
+        default=None,
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Children run at once on this machine, each in its own process (default: cores // train.num_threads; 1: one after the other).",
+    )(command)
+
+
 def _spec_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "-g",
@@ -154,13 +165,16 @@ def main() -> None:
 
 @main.command()
 @_spec_arguments
+@_jobs
 @_tracking
 @_quiet
 @_common
 @_guarded
-def run(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool) -> None:
-    """Run SPEC_FILE: one MLflow parent run, one child per seed (and grid point); stops at the first failed run."""
-    _launch(spec_file, overrides, grid, tracking_uri, quiet, executor="local", fail_fast=True)
+def run(
+    spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], jobs: int | None, tracking_uri: str | None, quiet: bool
+) -> None:
+    """Run SPEC_FILE: one MLflow parent run, one child per seed (and grid point); no new run starts after a failed one."""
+    _launch(spec_file, overrides, grid, tracking_uri, quiet, jobs=jobs, executor="local", fail_fast=True)
 
 
 @main.command()
@@ -168,6 +182,14 @@ def run(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], trac
 @click.option("--ray", "use_ray", is_flag=True, help="Run the points as Ray tasks (local Ray, or the cluster at --address).")
 @click.option("--address", default=None, help="Ray cluster address (e.g. auto or ray://host:10001); implies --ray.")
 @click.option("--cpus-per-trial", default=1.0, show_default=True, type=click.FloatRange(min=0.01), help="Ray CPUs reserved per trial.")
+@click.option(
+    "--gpus-per-trial",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Ray GPUs reserved per trial; in the trial, train.device: cuda is the GPU Ray assigned.",
+)
+@_jobs
 @_tracking
 @_quiet
 @_common
@@ -179,21 +201,29 @@ def sweep(
     use_ray: bool,
     address: str | None,
     cpus_per_trial: float,
+    gpus_per_trial: float,
+    jobs: int | None,
     tracking_uri: str | None,
     quiet: bool,
 ) -> None:
     """Run every grid point x seed of SPEC_FILE; a failed point does not stop the others."""
     executor = "ray" if (use_ray or address) else "local"
+    if executor == "ray" and jobs is not None:
+        raise SuiteError("--jobs runs children on this machine; with --ray, Ray places them: use --cpus-per-trial")
+    if executor == "local" and gpus_per_trial:
+        raise SuiteError("--gpus-per-trial reserves Ray GPUs: add --ray (or --address)")
     _launch(
         spec_file,
         overrides,
         grid,
         tracking_uri,
         quiet,
+        jobs=jobs,
         executor=executor,
         fail_fast=False,
         ray_address=address,
         cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
     )
 
 
@@ -369,6 +399,7 @@ def readme_tables(readme: Path, check: bool) -> None:
 )
 @click.option("--sample-seed", default=0, show_default=True, type=int, help="Seed of the grid sample (--budget).")
 @click.option("--experiment", default=None, help="MLflow experiment of the sweep (default: the spec's experiment + '-tune').")
+@_jobs
 @_tracking
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @_common
@@ -382,11 +413,13 @@ def tune(
     budget: int | None,
     sample_seed: int,
     experiment: str | None,
+    jobs: int | None,
     tracking_uri: str | None,
     quiet: bool,
 ) -> None:
     """Choose SPEC_FILE's grid values on validation data: best mean OBJECTIVE over the spec's seeds."""
     from suite.launcher import ChildRunsFailed
+    from suite.local_pool import jobs_for
     from suite.tune import check_objective, render, run_tuning, tuning_plan
 
     check_objective(objective)
@@ -399,7 +432,9 @@ def tune(
     argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])
     open_store(uri)
     with _noting_closed_runs():
-        tuning = run_tuning(plan, uri, objective, maximize, grid_size, command_line=shlex.join(["suite", *argv]), quiet=quiet)
+        tuning = run_tuning(
+            plan, uri, objective, maximize, grid_size, command_line=shlex.join(["suite", *argv]), quiet=quiet, jobs=jobs_for(plan, jobs)
+        )
     click.echo(render(tuning).rstrip("\n"))
     click.echo(f"MLflow experiment '{tuning.experiment}', parent run {tuning.parent_run_id}: tuning.json, tuned.yaml", err=True)
     if tuning.failed:
@@ -439,17 +474,22 @@ def ui(host: str, port: int, tracking_uri: str | None) -> None:
         server.stop()
 
 
-def _launch(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, **how: Any) -> None:
+def _launch(
+    spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, jobs: int | None, **how: Any
+) -> None:
     from suite.launcher import ChildRunsFailed, launch
+    from suite.local_pool import jobs_for
 
     plan = specs.plan(spec_file, overrides, grid)
     uri = tracking_uri or default_tracking_uri()
     open_store(uri)  # an unusable store is one line now, before anything is printed or opened
     runs = sum(len(point.seeds) for _, point in plan.points)
-    click.echo(f"{plan.experiment}: {len(plan.points)} point(s) x seeds = {runs} run(s), tracking at {uri}", err=True)
+    workers = jobs_for(plan, jobs) if how["executor"] == "local" else 1
+    at_once = f", {workers} at a time" if workers > 1 else ""
+    click.echo(f"{plan.experiment}: {len(plan.points)} point(s) x seeds = {runs} run(s){at_once}, tracking at {uri}", err=True)
     argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])
     with _noting_closed_runs():
-        result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, **how)
+        result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, jobs=workers, **how)
     click.echo(result.table)
     click.echo(f"MLflow experiment '{result.experiment}' (id {result.experiment_id}), parent run {result.parent_run_id}", err=True)
     click.echo(results_hint(uri, result.parent_run_id), err=True)

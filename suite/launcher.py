@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import tempfile
-import threading
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,13 +121,18 @@ def launch(
     executor: str = "local",
     ray_address: str | None = None,
     cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
     fail_fast: bool = True,
     quiet: bool = False,
     evaluation: Evaluation = "test",
+    jobs: int = 1,
 ) -> LaunchResult:
     """Run every point of ``plan`` for every seed under one parent MLflow run.
 
-    ``fail_fast`` stops at the first failed child (the results so far are still logged);
+    ``jobs`` > 1 runs that many local children at once, each in its own process
+    (``suite.local_pool``); 1 runs them one after the other in this process.
+    ``fail_fast`` stops at the first failed child (the results so far are still logged;
+    children already running in parallel finish);
     ``evaluation="valid"`` (tuning) reaches every child's ``RunContext.evaluation``.
     Ctrl-C and SIGTERM close every open run KILLED and propagate.
     """
@@ -137,10 +141,15 @@ def launch(
     tags = provenance_tags(command_line, plan.source)
     parent = _open_parent(tracking_uri, experiment_id, plan, tags)
     site = LaunchSite(tracking_uri, experiment_id, parent.run_id, tags, quiet, evaluation)
-    jobs = [ChildJob(label, point, seed) for label, point in plan.points for seed in point.seeds]
+    children = [ChildJob(label, point, seed) for label, point in plan.points for seed in point.seeds]
     try:
-        results = _run_on_ray(jobs, site, ray_address, cpus_per_trial) if executor == "ray" else _run_locally(jobs, site, fail_fast)
-        _read_curves(results, jobs, tracking_uri, evaluation)
+        if executor == "ray":
+            from suite.ray_launch import run_on_ray
+
+            results = run_on_ray(children, site, ray_address, cpus_per_trial, gpus_per_trial)
+        else:
+            results = _run_locally(children, site, fail_fast, jobs, plan.base.report_metrics or ())
+        _read_curves(results, children, tracking_uri, evaluation)
         table = _log_results(parent, results, plan)
     except BaseException as error:
         # the store itself may be what failed: the error that stopped the launch is the one that goes up
@@ -182,12 +191,20 @@ def resume(run_id: str, tracking_uri: str, quiet: bool = False) -> ChildResult:
     return _run_child_in(tracker, tags.get("suite.point", point.name), point, seed, quiet, tags.get("suite.evaluation", "test"))
 
 
-def run_child(job: ChildJob, site: LaunchSite) -> ChildResult:
+def run_child(job: ChildJob, site: LaunchSite, opened: Callable[[str], None] | None = None) -> ChildResult:
     """Open the child's MLflow run now, run the method in it, close it FINISHED, FAILED or KILLED.
 
     A failure comes back in the result; Ctrl-C and SIGTERM propagate (the run ends KILLED).
+    ``opened`` hears the run id as soon as the run exists (a process pool closes it if the child dies).
     """
     tracker = _open_child(job, site)
+    if opened is not None:
+        opened(tracker.run_id)
+    return continue_child(tracker, job, site)
+
+
+def continue_child(tracker: Tracker, job: ChildJob, site: LaunchSite) -> ChildResult:
+    """Run the child in its open run (new, or reopened: the method continues from its last checkpoint)."""
     return _run_child_in(tracker, job.label, job.point, job.seed, site.quiet, site.evaluation)
 
 
@@ -236,7 +253,7 @@ def _open_parent(tracking_uri: str, experiment_id: str, plan: specs.LaunchPlan, 
 
 
 def _open_child(job: ChildJob, site: LaunchSite) -> Tracker:
-    tree = _child_tree(job.point, job.seed)
+    tree = child_tree(job.point, job.seed)
     description = {NOTE_TAG: job.point.description} if job.point.description else {}
     tracker = Tracker.create(
         site.tracking_uri,
@@ -265,7 +282,7 @@ def _run_name(job: ChildJob) -> str:
     return f"{point.model.name} {job.label} seed={job.seed}" if named else f"{job.label} seed={job.seed}"
 
 
-def _child_tree(point: specs.ResolvedSpec, seed: int) -> dict[str, Any]:
+def child_tree(point: specs.ResolvedSpec, seed: int) -> dict[str, Any]:
     """The spec that reproduces exactly this child: the point's values and its one seed (logged as spec.yaml)."""
     tree = _without(point.to_dict(), "grid")
     tree["seeds"] = [seed]
@@ -283,7 +300,11 @@ def _logged_point(tracker: Tracker) -> specs.ResolvedSpec:
     return specs.resolve(tree, f"run {tracker.run_id} spec.yaml")
 
 
-def _run_locally(jobs: list[ChildJob], site: LaunchSite, fail_fast: bool) -> list[ChildResult]:
+def _run_locally(jobs: list[ChildJob], site: LaunchSite, fail_fast: bool, workers: int, key_metrics: Sequence[str]) -> list[ChildResult]:
+    if workers > 1 and len(jobs) > 1:
+        from suite.local_pool import run_in_processes
+
+        return run_in_processes(jobs, site, workers, fail_fast, key_metrics)
     results = []
     for job in jobs:
         results.append(run_child(job, site))
@@ -292,52 +313,19 @@ def _run_locally(jobs: list[ChildJob], site: LaunchSite, fail_fast: bool) -> lis
     return results
 
 
-def _run_on_ray(jobs: list[ChildJob], site: LaunchSite, address: str | None, cpus_per_trial: float) -> list[ChildResult]:
-    """Each child as a Ray task that opens and closes its own run; a lost worker is a failed child."""
-    ray = _import_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=not site.quiet, ignore_reinit_error=True)
-    remote_child = ray.remote(num_cpus=cpus_per_trial)(_ray_child)
-    refs = [remote_child.remote(job.label, _child_tree(job.point, job.seed), job.point.source, job.seed, site) for job in jobs]
-    try:
-        results = [_ray_result(ref, job) for ref, job in zip(refs, jobs)]
-    except KeyboardInterrupt:
-        for ref in refs:
-            ray.cancel(ref, force=True)
-        raise
-    if any(result.run_id is None for result in results):
-        close_open_children(site.tracking_uri, site.parent_run_id, "FAILED", "its Ray worker was lost")
-    return results
-
-
-def _import_ray() -> Any:
-    """Ray's first import sets SIGTERM to ``sys.exit``; keep the handler the launch runs under (SIGTERM ends the runs KILLED)."""
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
-    import ray
-
-    if in_main_thread and handler is not None:
-        signal.signal(signal.SIGTERM, handler)
-    return ray
-
-
-def _ray_result(ref: Any, job: ChildJob) -> ChildResult:
-    import ray
-
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayError as error:
-        return ChildResult(label=job.label, seed=job.seed, run_id=None, error=f"Ray worker lost: {describe_error(error)}")
-
-
-def _ray_child(label: str, tree: dict[str, Any], source: str, seed: int, site: LaunchSite) -> ChildResult:
-    """A Ray task: rebuilds its point from the child's spec tree (the one dict round trip) and runs it."""
-    return run_child(ChildJob(label, specs.resolve(tree, source), seed), site)
+def run_child_from_tree(
+    label: str, tree: dict[str, Any], source: str, seed: int, site: LaunchSite, opened: Callable[[str], None] | None = None
+) -> ChildResult:
+    """A child in another process (a Ray task, a pool process): rebuilds its point from the child's spec tree
+    (the one dict round trip) and runs it."""
+    return run_child(ChildJob(label, specs.resolve(tree, source), seed), site, opened)
 
 
 def _read_curves(results: list[ChildResult], jobs: list[ChildJob], tracking_uri: str, evaluation: Evaluation) -> None:
     """Each child's history of its method's ``curve_metric`` (or ``valid.<name>`` in a tuning launch), for the launch's plot."""
-    for result, job in zip(results, jobs):
+    by_child = {(job.label, job.seed): job for job in jobs}
+    for result in results:
+        job = by_child[(result.label, result.seed)]
         metric = job.point.method.curve_metric
         if not (metric and result.run_id):
             continue

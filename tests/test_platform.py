@@ -83,11 +83,11 @@ def test_importing_ray_keeps_the_launch_sigterm_handler():
     """Ray's first import sets SIGTERM to sys.exit, which would end a Ray sweep's runs FAILED with exit 15."""
     code = (
         "import signal, sys\n"
-        "from suite.launcher import _import_ray\n"
+        "from suite.ray_launch import import_ray\n"
         "def mine(signum, frame): pass\n"
         "signal.signal(signal.SIGTERM, mine)\n"
         "assert 'ray' not in sys.modules\n"
-        "_import_ray()\n"
+        "import_ray()\n"
         "assert 'ray._private.worker' in sys.modules and signal.getsignal(signal.SIGTERM) is mine\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -16,7 +16,7 @@ it KILLED instead of leaving it RUNNING forever.
 from __future__ import annotations
 
 from suite.tracking.keys import MAX_PARAM_LENGTH, flatten, metric_key, param_key
-from suite.tracking.open_runs import OPEN_STATUSES, OpenRun, close_open_children, close_stale_runs, open_runs
+from suite.tracking.open_runs import OPEN_STATUSES, OpenRun, close_open_children, close_stale_runs, find_child_run, open_runs
 from suite.tracking.provenance import (
     HOST_TAG,
     PID_STARTED_TAG,
@@ -78,6 +78,7 @@ __all__ = [
     "describe_error",
     "end_status",
     "ensure_experiment",
+    "find_child_run",
     "flatten",
     "git_commit",
     "latest_experiment_id",

@@ -86,3 +86,13 @@ def _search_open(client: MlflowClient, experiment_ids: list[str], query: str) ->
             if not token:
                 break
     return runs
+
+
+def find_child_run(tracking_uri: str, parent_run_id: str, label: str, seed: int) -> str | None:
+    """The run a launch already has for one child (grid point label and seed), if any: a retried Ray task continues it."""
+    client = open_client(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    point = label.replace("'", "\\'")
+    query = f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`suite.point` = '{point}' and tags.`suite.seed` = '{seed}'"
+    found = client.search_runs([parent.info.experiment_id], query, max_results=2)
+    return found[0].info.run_id if found else None

@@ -7,7 +7,9 @@ and continues from ``ctx.checkpoints.load()`` when ``suite resume`` restarts it.
 
 ``SUITE_TOY_PAUSE_AT_STEP=<n>`` (an environment variable, so the spec stays the same) makes
 the method announce ``toy: paused at step <n>`` on stderr and wait there, for tests that
-kill a run mid-way with a real signal.
+kill a run mid-way with a real signal; ``SUITE_TOY_PAUSE_SEED=<s>`` limits that to the run of seed
+``s`` (the others of a parallel launch go on), and ``SUITE_TOY_RELEASE_FILE=<path>`` lets a paused
+run go on once that file exists.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from suite.errors import DataError, SpecError
 from suite.seeding import restore_rng_state, rng_state
 
 PAUSE_ENV = "SUITE_TOY_PAUSE_AT_STEP"
+PAUSE_SEED_ENV = "SUITE_TOY_PAUSE_SEED"
+RELEASE_ENV = "SUITE_TOY_RELEASE_FILE"
 
 
 class NumbersOptions(Options):
@@ -82,7 +86,9 @@ def fit(ctx) -> dict[str, float]:
     weights = ctx.build_model(np.random.default_rng(ctx.seed))
     options = ctx.method_options
     start, loss = 0, float("nan")
-    ctx.tracker.set_tags({"toy.quiet": ctx.quiet, "toy.evaluation": ctx.evaluation})
+    ctx.tracker.set_tags(
+        {"toy.quiet": ctx.quiet, "toy.evaluation": ctx.evaluation, "toy.cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+    )
     state = ctx.checkpoints.load()
     if state is not None:
         start, loss, weights = state["step"] + 1, float(state["loss"]), state["weights"].numpy()
@@ -99,14 +105,15 @@ def fit(ctx) -> dict[str, float]:
         weights = weights - ctx.train_options.lr * 2 * x[rows].T @ residual / len(residual)
         ctx.tracker.log_metrics({f"{prefix}loss": loss}, step=step)
         ctx.checkpoints.save({"step": step, "loss": loss, "weights": torch.from_numpy(weights), "rng": rng_state()})
-        _pause_if_asked(step)
+        _pause_if_asked(step, ctx.seed)
     return {f"{prefix}final_loss": loss, f"{prefix}weight_norm": float(np.linalg.norm(weights))}
 
 
-def _pause_if_asked(step: int) -> None:
-    if os.environ.get(PAUSE_ENV) == str(step):
+def _pause_if_asked(step: int, seed: int) -> None:
+    if os.environ.get(PAUSE_ENV) == str(step) and os.environ.get(PAUSE_SEED_ENV, str(seed)) == str(seed):
         print(f"toy: paused at step {step}", file=sys.stderr, flush=True)
-        while True:
+        release = os.environ.get(RELEASE_ENV)
+        while not (release and Path(release).exists()):
             time.sleep(0.1)
 
 
