@@ -8,14 +8,8 @@ end KILLED). ``--debug`` adds the traceback.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import shlex
-import signal
 import sys
-import threading
-import traceback
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,130 +17,21 @@ import click
 
 from suite import registry
 from suite import spec as specs
+from suite.cli_support import (
+    EXIT_RUN_FAILED,
+    common,
+    guarded,
+    jobs_option,
+    noting_closed_runs,
+    quiet_option,
+    spec_arguments,
+    tracking_option,
+)
 from suite.dashboard import dashboard_url, exposure_warning
-from suite.errors import SuiteError, Terminated
+from suite.devices import check_points_devices
+from suite.errors import SuiteError
 from suite.sequential.cli import convert_sequences_command
 from suite.tracking import default_tracking_uri, metric_key, open_store
-
-EXIT_USER_ERROR = 2
-EXIT_RUN_FAILED = 1
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
-
-
-def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Map failures to one readable line and an exit code; tracebacks only with --debug. SIGTERM acts as Ctrl-C."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
-        from suite.launcher import ChildRunsFailed
-
-        try:
-            with _sigterm_as_interrupt():
-                return command(*args, **kwargs)
-        except SuiteError as error:
-            _fail(f"error: {error}", EXIT_USER_ERROR, debug)
-        except ChildRunsFailed as failure:
-            _fail(f"error: {failure.describe()}", EXIT_RUN_FAILED, debug, failure.failed[0].traceback)
-        except KeyboardInterrupt as stop:  # Terminated (SIGTERM) included
-            code = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
-            _fail(": ".join([str(stop) or "interrupted (Ctrl-C)", *getattr(stop, "__notes__", [])]), code, debug)
-        except Exception as error:
-            _fail(f"error: {type(error).__name__}: {error}", EXIT_RUN_FAILED, debug)
-
-    return wrapper
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (timeout, Slurm, docker stop) raises ``Terminated`` where Ctrl-C raises KeyboardInterrupt.
-
-    A second SIGTERM while the runs are being closed is ignored, so the closing is not cut short.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _noting_closed_runs() -> Iterator[None]:
-    """A launch stopped by Ctrl-C or SIGTERM has closed its runs KILLED: say so."""
-    try:
-        yield
-    except KeyboardInterrupt as stop:
-        stop.add_note("open runs were marked KILLED")
-        raise
-
-
-def _fail(message: str, code: int, debug: bool, details: str | None = None) -> None:
-    if debug:
-        if details:
-            click.echo(details.rstrip(), err=True)
-        else:
-            traceback.print_exc()
-    click.echo(message.splitlines()[0] if message else "error", err=True)
-    sys.exit(code)
-
-
-def _common(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option("--debug", is_flag=True, help="Show the full traceback on errors.")(command)
-    return command
-
-
-def _tracking(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option(
-        "--tracking-uri",
-        default=None,
-        metavar="URI",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db).",
-    )(command)
-    return command
-
-
-def _quiet(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("-q", "--quiet", is_flag=True, help="No progress bars.")(command)
-
-
-def _jobs(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "-j",
-        "--jobs",
-        default=None,
-        type=click.IntRange(min=1),
-        metavar="N",
-        help="Children run at once on this machine, each in its own process (default: cores // train.num_threads; 1: one after the other).",
-    )(command)
-
-
-def _spec_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option(
-        "-g",
-        "--grid",
-        "grid",
-        multiple=True,
-        metavar="KEY=[V1,V2]",
-        help="Add a grid axis: -g method.replay.size=[100,200].",
-    )(command)
-    command = click.option(
-        "-o",
-        "--override",
-        "overrides",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Dotted override, value read as YAML (a string option takes the text as typed): -o train.epochs=3 -o seeds=[0,1].",
-    )(command)
-    command = click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))(command)
-    return command
 
 
 class SuiteGroup(click.Group):
@@ -164,12 +49,12 @@ def main() -> None:
 
 
 @main.command()
-@_spec_arguments
-@_jobs
-@_tracking
-@_quiet
-@_common
-@_guarded
+@spec_arguments
+@jobs_option
+@tracking_option
+@quiet_option
+@common
+@guarded
 def run(
     spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], jobs: int | None, tracking_uri: str | None, quiet: bool
 ) -> None:
@@ -178,7 +63,7 @@ def run(
 
 
 @main.command()
-@_spec_arguments
+@spec_arguments
 @click.option("--ray", "use_ray", is_flag=True, help="Run the points as Ray tasks (local Ray, or the cluster at --address).")
 @click.option("--address", default=None, help="Ray cluster address (e.g. auto or ray://host:10001); implies --ray.")
 @click.option("--cpus-per-trial", default=1.0, show_default=True, type=click.FloatRange(min=0.01), help="Ray CPUs reserved per trial.")
@@ -189,11 +74,11 @@ def run(
     type=click.FloatRange(min=0.0),
     help="Ray GPUs reserved per trial; in the trial, train.device: cuda is the GPU Ray assigned.",
 )
-@_jobs
-@_tracking
-@_quiet
-@_common
-@_guarded
+@jobs_option
+@tracking_option
+@quiet_option
+@common
+@guarded
 def sweep(
     spec_file: Path,
     overrides: tuple[str, ...],
@@ -229,18 +114,18 @@ def sweep(
 
 @main.command()
 @click.argument("run_id")
-@_tracking
-@_quiet
-@_common
-@_guarded
+@tracking_option
+@quiet_option
+@common
+@guarded
 def resume(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
     """Continue the KILLED or FAILED child run RUN_ID in place, from its last checkpoint."""
-    from suite.launcher import ChildRunsFailed
+    from suite.launch_types import ChildRunsFailed
     from suite.launcher import resume as resume_run
 
     uri = tracking_uri or default_tracking_uri()
     open_store(uri, must_exist=True)
-    with _noting_closed_runs():
+    with noting_closed_runs():
         result = resume_run(run_id, uri, quiet=quiet)
     if result.error:
         raise ChildRunsFailed([result], 1)
@@ -249,9 +134,9 @@ def resume(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
 
 
 @main.command()
-@_spec_arguments
-@_common
-@_guarded
+@spec_arguments
+@common
+@guarded
 def show(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...]) -> None:
     """Print the fully resolved spec (defaults filled in) and its grid points."""
     plan = specs.plan(spec_file, overrides, grid, check_data=False)
@@ -263,8 +148,8 @@ def show(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...]) -> 
 
 
 @main.command(name="list")
-@_common
-@_guarded
+@common
+@guarded
 def list_entries() -> None:
     """List every registered scenario, model and method and the distribution it comes from."""
     rows = [("KIND", "NAME", "FROM", "TARGET")]
@@ -276,9 +161,9 @@ def list_entries() -> None:
 
 @main.command()
 @click.option("--stale", is_flag=True, help="Only runs whose process is gone (or cannot be checked from this host).")
-@_tracking
-@_common
-@_guarded
+@tracking_option
+@common
+@guarded
 def runs(stale: bool, tracking_uri: str | None) -> None:
     """List the store's runs still marked RUNNING, and whether their process is alive.
 
@@ -326,9 +211,9 @@ def _echo_table(rows: list[tuple[str, ...]]) -> None:
     show_default=True,
     help="A seed run more than once in a row: pool its latest or first finished run, or all of them.",
 )
-@_tracking
-@_common
-@_guarded
+@tracking_option
+@common
+@guarded
 def report(
     experiments: tuple[str, ...],
     metrics: tuple[str, ...],
@@ -360,9 +245,9 @@ def report(
 @click.option(
     "--append", is_flag=True, help="Keep the file's rows whose settings and seed the store does not have (runs from another store)."
 )
-@_tracking
-@_common
-@_guarded
+@tracking_option
+@common
+@guarded
 def export_command(experiments: tuple[str, ...], out: Path, launch: str, append: bool, tracking_uri: str | None) -> None:
     """Write one CSV row per child run of EXPERIMENT... (every final metric, wall time, commit, settings), to commit."""
     from suite.export import export
@@ -375,8 +260,8 @@ def export_command(experiments: tuple[str, ...], out: Path, launch: str, append:
 @main.command(name="readme-tables")
 @click.argument("readme", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 with a diff when a table does not match its CSV.")
-@_common
-@_guarded
+@common
+@guarded
 def readme_tables(readme: Path, check: bool) -> None:
     """Regenerate README's measured tables (between <!-- results: CSV ... --> markers) from the results CSVs."""
     from suite.readme_tables import update
@@ -391,7 +276,7 @@ def readme_tables(readme: Path, check: bool) -> None:
 
 
 @main.command()
-@_spec_arguments
+@spec_arguments
 @click.option("--objective", required=True, metavar="METRIC", help="Validation metric to optimize: valid.* or best_valid.* (never test).")
 @click.option("--maximize/--minimize", default=True, show_default=True, help="Whether a larger objective is better.")
 @click.option(
@@ -399,11 +284,11 @@ def readme_tables(readme: Path, check: bool) -> None:
 )
 @click.option("--sample-seed", default=0, show_default=True, type=int, help="Seed of the grid sample (--budget).")
 @click.option("--experiment", default=None, help="MLflow experiment of the sweep (default: the spec's experiment + '-tune').")
-@_jobs
-@_tracking
+@jobs_option
+@tracking_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@_common
-@_guarded
+@common
+@guarded
 def tune(
     spec_file: Path,
     overrides: tuple[str, ...],
@@ -418,12 +303,13 @@ def tune(
     quiet: bool,
 ) -> None:
     """Choose SPEC_FILE's grid values on validation data: best mean OBJECTIVE over the spec's seeds."""
-    from suite.launcher import ChildRunsFailed
+    from suite.launch_types import ChildRunsFailed
     from suite.local_pool import jobs_for
     from suite.tune import check_objective, render, run_tuning, tuning_plan
 
     check_objective(objective)
     plan, grid_size = tuning_plan(str(spec_file), overrides, grid, budget, sample_seed, experiment)
+    check_points_devices(plan.points)  # tuning trains on this machine
     uri = tracking_uri or default_tracking_uri()
     runs = sum(len(point.seeds) for _, point in plan.points)
     click.echo(
@@ -431,7 +317,7 @@ def tune(
     )
     argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])
     open_store(uri)
-    with _noting_closed_runs():
+    with noting_closed_runs():
         tuning = run_tuning(
             plan, uri, objective, maximize, grid_size, command_line=shlex.join(["suite", *argv]), quiet=quiet, jobs=jobs_for(plan, jobs)
         )
@@ -444,9 +330,9 @@ def tune(
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; keep loopback unless the network is trusted.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@_tracking
-@_common
-@_guarded
+@tracking_option
+@common
+@guarded
 def ui(host: str, port: int, tracking_uri: str | None) -> None:
     """Start the MLflow dashboard on the suite's store; it stops with this command (Ctrl-C, SIGTERM, a closed terminal, a kill)."""
     from suite import dashboard
@@ -477,10 +363,13 @@ def ui(host: str, port: int, tracking_uri: str | None) -> None:
 def _launch(
     spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, jobs: int | None, **how: Any
 ) -> None:
-    from suite.launcher import ChildRunsFailed, launch
+    from suite.launch_types import ChildRunsFailed
+    from suite.launcher import launch
     from suite.local_pool import jobs_for
 
     plan = specs.plan(spec_file, overrides, grid)
+    if how["executor"] == "local":  # the children train here: their device must exist here (suite.devices)
+        check_points_devices(plan.points)
     uri = tracking_uri or default_tracking_uri()
     open_store(uri)  # an unusable store is one line now, before anything is printed or opened
     runs = sum(len(point.seeds) for _, point in plan.points)
@@ -488,7 +377,7 @@ def _launch(
     at_once = f", {workers} at a time" if workers > 1 else ""
     click.echo(f"{plan.experiment}: {len(plan.points)} point(s) x seeds = {runs} run(s){at_once}, tracking at {uri}", err=True)
     argv = click.get_current_context().meta.get("suite.argv", sys.argv[1:])
-    with _noting_closed_runs():
+    with noting_closed_runs():
         result = launch(plan, uri, command_line=shlex.join(["suite", *argv]), quiet=quiet, jobs=workers, **how)
     click.echo(result.table)
     click.echo(f"MLflow experiment '{result.experiment}' (id {result.experiment_id}), parent run {result.parent_run_id}", err=True)

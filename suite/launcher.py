@@ -15,22 +15,16 @@ collects the summary metrics the method returns.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import tempfile
-import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from suite import spec as specs
-from suite.api import Evaluation, RunContext
+from suite.api import Evaluation
 from suite.checkpoints import CheckpointStore
+from suite.child_run import run_child, run_child_in, without
 from suite.errors import SuiteError
-from suite.paths import cache_root
-from suite.seeding import seed_everything
+from suite.launch_types import ChildJob, ChildResult, LaunchResult, LaunchSite
 from suite.tracking import (
     ERROR_TAG,
     NOTE_TAG,
@@ -41,77 +35,10 @@ from suite.tracking import (
     end_status,
     ensure_experiment,
     flatten,
-    metric_key,
     provenance_tags,
-    run_status,
 )
 
 RESUMABLE = ("KILLED", "FAILED")
-
-
-@dataclass
-class ChildResult:
-    """What one child run ended with (``run_id`` is None only when a Ray worker died before opening it)."""
-
-    label: str
-    seed: int
-    run_id: str | None
-    summary: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    traceback: str | None = field(default=None, repr=False)
-    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    """The method's ``curve_metric`` history, ``{metric: [(step, value), ...]}``, read after the children finish."""
-
-
-@dataclass
-class LaunchResult:
-    experiment: str
-    experiment_id: str
-    parent_run_id: str
-    children: list[ChildResult]
-    table: str = ""
-    """The results table logged on the parent (results.md), for the terminal too."""
-
-    @property
-    def failed(self) -> list[ChildResult]:
-        return [child for child in self.children if child.error]
-
-
-class ChildRunsFailed(Exception):
-    """Some child runs ended FAILED (exit 1); the runs are closed, this carries the one-line reason."""
-
-    def __init__(self, failed: list[ChildResult], total: int):
-        super().__init__(failed[0].error)
-        self.failed = failed
-        self.total = total
-
-    def describe(self) -> str:
-        """One line: which run failed (and how many did), where to find it, why."""
-        first = self.failed[0]
-        where = f" (MLflow run {first.run_id})" if first.run_id else ""
-        line = f"run '{first.label} seed={first.seed}'{where} failed: {first.error}"
-        return f"{len(self.failed)} of {self.total} runs failed; first: {line}" if self.total > 1 else line
-
-
-@dataclass(frozen=True)
-class ChildJob:
-    """One child to run: a grid point, resolved once, and one of its seeds."""
-
-    label: str
-    point: specs.ResolvedSpec
-    seed: int
-
-
-@dataclass(frozen=True)
-class LaunchSite:
-    """Where and how the children of one launch run: plain data, so a Ray task can take it."""
-
-    tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
-    tags: dict[str, str]
-    quiet: bool = False
-    evaluation: Evaluation = "test"
 
 
 def launch(
@@ -188,55 +115,7 @@ def resume(run_id: str, tracking_uri: str, quiet: bool = False) -> ChildResult:
     seed = int(tags.get("suite.seed", point.seeds[0]))
     tracker.reopen()
     tracker.set_tags({"suite.resumed": int(tags.get("suite.resumed", "0")) + 1})
-    return _run_child_in(tracker, tags.get("suite.point", point.name), point, seed, quiet, tags.get("suite.evaluation", "test"))
-
-
-def run_child(job: ChildJob, site: LaunchSite, opened: Callable[[str], None] | None = None) -> ChildResult:
-    """Open the child's MLflow run now, run the method in it, close it FINISHED, FAILED or KILLED.
-
-    A failure comes back in the result; Ctrl-C and SIGTERM propagate (the run ends KILLED).
-    ``opened`` hears the run id as soon as the run exists (a process pool closes it if the child dies).
-    """
-    tracker = _open_child(job, site)
-    if opened is not None:
-        opened(tracker.run_id)
-    return continue_child(tracker, job, site)
-
-
-def continue_child(tracker: Tracker, job: ChildJob, site: LaunchSite) -> ChildResult:
-    """Run the child in its open run (new, or reopened: the method continues from its last checkpoint)."""
-    return _run_child_in(tracker, job.label, job.point, job.seed, site.quiet, site.evaluation)
-
-
-def _run_child_in(tracker: Tracker, label: str, point: specs.ResolvedSpec, seed: int, quiet: bool, evaluation: str) -> ChildResult:
-    result = ChildResult(label=label, seed=seed, run_id=tracker.run_id)
-    run_dir = Path(tempfile.mkdtemp(prefix="suite-run-"))
-    try:
-        with run_status(tracker):
-            context = RunContext(
-                seed=seed,
-                scenario_entry=point.scenario,
-                scenario_options=point.scenario_options,
-                model_entry=point.model,
-                model_options=point.model_options,
-                method_options=point.method_options,
-                train_options=point.train_options,
-                tracker=tracker,
-                run_dir=run_dir,
-                cache_dir=cache_root(),
-                quiet=quiet,
-                checkpoints=CheckpointStore(tracker, run_dir),
-                evaluation=evaluation,
-            )
-            seed_everything(seed)  # every method's contract: it starts from generators seeded by its seed
-            result.summary = {key: float(value) for key, value in (point.method.run(context) or {}).items()}
-            _log_summary(tracker, result.summary)
-    except (Exception, SystemExit) as error:  # the run is FAILED; the launch goes on (or stops if fail-fast)
-        result.error = describe_error(error)
-        result.traceback = traceback.format_exc()
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    return result
+    return run_child_in(tracker, tags.get("suite.point", point.name), point, seed, quiet, tags.get("suite.evaluation", "test"))
 
 
 def _open_parent(tracking_uri: str, experiment_id: str, plan: specs.LaunchPlan, tags: dict[str, str]) -> Tracker:
@@ -247,47 +126,9 @@ def _open_parent(tracking_uri: str, experiment_id: str, plan: specs.LaunchPlan, 
         run_name=plan.experiment,
         tags={**tags, **description, "suite.kind": "parent", "suite.spec_source": plan.source},
     )
-    parent.log_params(flatten(_without(plan.base.to_dict(), "description")))
+    parent.log_params(flatten(without(plan.base.to_dict(), "description")))
     parent.log_text(plan.base.to_yaml(), "spec.yaml")
     return parent
-
-
-def _open_child(job: ChildJob, site: LaunchSite) -> Tracker:
-    tree = child_tree(job.point, job.seed)
-    description = {NOTE_TAG: job.point.description} if job.point.description else {}
-    tracker = Tracker.create(
-        site.tracking_uri,
-        site.experiment_id,
-        run_name=_run_name(job),
-        tags={
-            **site.tags,
-            **description,
-            "mlflow.parentRunId": site.parent_run_id,
-            "suite.kind": "child",
-            "suite.point": job.label,
-            "suite.seed": str(job.seed),
-            "suite.spec_source": job.point.source,
-            "suite.evaluation": site.evaluation,
-        },
-    )
-    tracker.log_params({**flatten(_without(tree, "description", "seeds")), "seed": job.seed})
-    tracker.log_text(yaml.safe_dump(tree, sort_keys=False), "spec.yaml")
-    return tracker
-
-
-def _run_name(job: ChildJob) -> str:
-    """``<point> seed=<n>``; trainers that serve many models put the model first (``sasrec seed=0``)."""
-    point = job.point
-    named = point.method.names_runs_after_model and point.model.name not in job.label
-    return f"{point.model.name} {job.label} seed={job.seed}" if named else f"{job.label} seed={job.seed}"
-
-
-def child_tree(point: specs.ResolvedSpec, seed: int) -> dict[str, Any]:
-    """The spec that reproduces exactly this child: the point's values and its one seed (logged as spec.yaml)."""
-    tree = _without(point.to_dict(), "grid")
-    tree["seeds"] = [seed]
-    tree["experiment"] = point.experiment
-    return tree
 
 
 def _logged_point(tracker: Tracker) -> specs.ResolvedSpec:
@@ -313,14 +154,6 @@ def _run_locally(jobs: list[ChildJob], site: LaunchSite, fail_fast: bool, worker
     return results
 
 
-def run_child_from_tree(
-    label: str, tree: dict[str, Any], source: str, seed: int, site: LaunchSite, opened: Callable[[str], None] | None = None
-) -> ChildResult:
-    """A child in another process (a Ray task, a pool process): rebuilds its point from the child's spec tree
-    (the one dict round trip) and runs it."""
-    return run_child(ChildJob(label, specs.resolve(tree, source), seed), site, opened)
-
-
 def _read_curves(results: list[ChildResult], jobs: list[ChildJob], tracking_uri: str, evaluation: Evaluation) -> None:
     """Each child's history of its method's ``curve_metric`` (or ``valid.<name>`` in a tuning launch), for the launch's plot."""
     by_child = {(job.label, job.seed): job for job in jobs}
@@ -342,21 +175,8 @@ def _close(tracker: Tracker, error: BaseException) -> None:
     tracker.end(end_status(error))
 
 
-def _log_summary(tracker: Tracker, summary: dict[str, float]) -> None:
-    """Log summary values the method did not log itself, so every child has them as metrics."""
-    logged = tracker.metrics()
-    missing = {key: value for key, value in summary.items() if metric_key(key) not in logged}
-    if missing:
-        tracker.log_metrics(missing)
-    tracker.log_dict(summary, "summary.json")
-
-
 def _log_results(parent: Tracker, results: list[ChildResult], plan: specs.LaunchPlan) -> str:
     """The launch's results on the parent run (``suite.report`` builds them); the table text, for the terminal."""
     from suite.report import log_launch_results
 
     return log_launch_results(parent, results, plan)
-
-
-def _without(tree: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: value for key, value in tree.items() if key not in keys}

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from suite.errors import Terminated
 
 if TYPE_CHECKING:
-    from suite.launcher import ChildJob, ChildResult, LaunchSite
+    from suite.launch_types import ChildJob, ChildResult, LaunchSite
     from suite.spec import LaunchPlan
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -124,7 +124,7 @@ def run_in_processes(
 
 
 def _start(index: int, job: ChildJob, site: LaunchSite) -> _Child:
-    from suite.launcher import child_tree
+    from suite.child_run import child_tree
 
     receiver, sender = SPAWN.Pipe(duplex=False)
     process = SPAWN.Process(
@@ -153,7 +153,7 @@ def _read_messages(child: _Child) -> None:
 
 def _died(child: _Child, site: LaunchSite) -> ChildResult:
     """A child process that ended without a result: a failed child; its run, if it opened one, is closed FAILED."""
-    from suite.launcher import ChildResult
+    from suite.launch_types import ChildResult
     from suite.tracking import ERROR_TAG, Tracker
 
     code = child.process.exitcode or 0
@@ -208,7 +208,7 @@ def _echo_stderr(line: str) -> None:
 def _child_main(label: str, tree: dict[str, Any], source: str, seed: int, site: LaunchSite, pipe: Any) -> None:
     """A child process: run one child and send its run id, then its result (or that it was interrupted)."""
     _interrupt_once()
-    from suite.launcher import run_child_from_tree
+    from suite.child_run import run_child_from_tree
 
     try:
         result = run_child_from_tree(label, tree, source, seed, site, opened=lambda run_id: pipe.send(("opened", run_id)))

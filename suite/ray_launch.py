@@ -24,7 +24,8 @@ from dataclasses import replace
 from typing import Any
 
 from suite import spec as specs
-from suite.launcher import ChildJob, ChildResult, LaunchSite, child_tree, continue_child, run_child
+from suite.child_run import child_tree, continue_child, run_child
+from suite.launch_types import ChildJob, ChildResult, LaunchSite
 from suite.tracking import Tracker, close_open_children, describe_error, find_child_run
 
 TASK_RETRIES = 3

@@ -30,7 +30,7 @@ from suite.tracking import metric_key, read_client
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
-    from suite.launcher import ChildResult
+    from suite.launch_types import ChildResult
     from suite.spec import LaunchPlan
     from suite.tracking import Tracker
 

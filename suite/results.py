@@ -33,7 +33,7 @@ from suite.errors import SpecError, SuiteError
 from suite.tracking import default_tracking_uri, flatten, metric_key, read_client
 
 if TYPE_CHECKING:
-    from suite.launcher import ChildResult
+    from suite.launch_types import ChildResult
     from suite.spec import LaunchPlan, ResolvedSpec
 
 IDENTITY_COLUMNS = ("experiment", "label", "point", "seed", "status", "run_id", "parent_run_id")

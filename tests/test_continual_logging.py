@@ -196,3 +196,18 @@ def test_on_an_accelerator_a_nan_loss_is_caught_at_the_end_of_its_epoch_without_
     with pytest.raises(NonFiniteLossError, match="non-finite training loss at experience 0, epoch 0, batch 1; stopped"):
         run(store, entry, lr=1.0e9, grad_clip=None, batch_size=4)
     assert seen == list(range(8))  # the whole first epoch ran (8 batches of 4), then the run stopped
+
+
+def test_a_local_launch_on_a_device_this_machine_lacks_is_exit_2_before_any_run(tmp_path, tracking_uri):
+    from click.testing import CliRunner
+    from mlflow.tracking import MlflowClient
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    spec = tmp_path / "gpu.yaml"
+    spec.write_text(
+        "experiment: needs-gpu\nscenario: {name: spoken-commands}\nmodel: {name: slu-seq2seq}\n"
+        f"method: {{name: finetune}}\ntrain: {{device: 'cuda:{count + 3}'}}\n"
+    )
+    result = CliRunner().invoke(main, ["run", str(spec), "-q"])
+    assert result.exit_code == 2 and f"train.device: cuda:{count + 3}, but torch sees" in result.output
+    assert MlflowClient(tracking_uri).search_experiments(filter_string="name = 'needs-gpu'") == []

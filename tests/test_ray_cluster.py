@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from suite.cli import stop_process_group
+from suite.dashboard import stop_process_group
 from suite.ray_launch import import_ray
 
 PAUSE_ENV = "SUITE_TOY_PAUSE_AT_STEP"
