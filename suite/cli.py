@@ -1,9 +1,6 @@
 """The ``suite`` command: run, sweep, tune, resume, show, list, runs, report, export, readme-tables, ui.
 
-Exit codes (the README's contract): 0 everything finished; 2 bad input, one line on stderr,
-and no MLflow run created (every check runs before the first run exists); 1 a run failed
-(it is FAILED in MLflow, with everything it logged); 130 Ctrl-C and 143 SIGTERM (open runs
-end KILLED). ``--debug`` adds the traceback.
+The exit-code contract and the options every command shares are in ``suite.cli_support``.
 """
 
 from __future__ import annotations

@@ -216,10 +216,7 @@ def check_built(scenario: str, family: str, built: Any, options: Any) -> None:
         if isinstance(built, SpeechCorpus):
             _check_speech_corpus(where, built, options)
             return
-        missing = _missing_attributes(built, CONTINUAL_ATTRIBUTES)
-        if hasattr(built, "benchmark"):
-            streams = ("train_stream", "test_stream", "valid_stream")
-            missing += [f"benchmark.{name}" for name in _missing_attributes(built.benchmark, streams)]
+        missing = _missing_attributes(built, CONTINUAL_ATTRIBUTES)  # the streams are not touched: a tuning run never reads test
         if hasattr(built, "tokenizer"):
             missing += [f"tokenizer.{name}" for name in _missing_attributes(built.tokenizer, ("pad_id", "bos_id", "eos_id"))]
         if missing:

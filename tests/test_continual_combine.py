@@ -97,7 +97,7 @@ def test_a_part_that_rehearses_gets_replay_defaults_when_no_buffer_is_given():
         ("method.parts.coconut.skd.weight=0.5", "parts 'coconut' and 'skd' both add the loss term 'skd'"),
         ("method.parts.nosuch={}", "unknown method 'nosuch'"),
         ("method.parts.mclrec-trainer={}", "part 'mclrec-trainer' is not a continual method"),
-        ("method.parts.skd.skd.weight=-1", "part 'skd': skd.weight: input should be greater than or equal to 0"),
+        ("method.parts.skd.skd.weight=-1", "part 'skd': skd.weight: Input should be greater than or equal to 0"),
         ("method.parts={ewc: {}, lwf: {}}", "replay is set but no part rehearses"),
     ],
 )
