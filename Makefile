@@ -24,7 +24,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not cluster"
+	$(BIN)/python -m pytest -q -m cluster
 	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q tests/test_continual_pinned.py
 
 # On a machine with a CUDA GPU: the gpu-marked tests, then the MCLRec/SASRec epoch benchmark on cuda.

@@ -24,7 +24,7 @@ PAUSE_ENV = "SUITE_TOY_PAUSE_AT_STEP"
 RELEASE_ENV = "SUITE_TOY_RELEASE_FILE"
 FAST_NODE_DEATH = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 1000, "health_check_failure_threshold": 3}
 
-pytestmark = pytest.mark.xdist_group("ray")  # one Ray at a time on the machine (make test runs two workers)
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("ray")]  # make test runs these alone, after the rest
 
 
 def free_port() -> int:
