@@ -73,6 +73,10 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
 def ray_cluster(toy_distribution: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., object]]:
     """A factory of test clusters: a head without CPUs (it only hosts the driver) and the worker nodes asked for.
 
+    Each worker node gets its own loopback address (127.0.0.2, 127.0.0.3, ...), as separate machines would have
+    their own. A driver connects to a raylet at its own IP address; had the workers shared the head's, Ray
+    could pick a worker's raylet for the driver (it did: the first one registered), and removing that node
+    would kill the driver with it, not just the trial the test means to lose.
     The nodes' worker processes inherit this environment: the toy plugin on PYTHONPATH, and whatever the test set.
     """
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(toy_distribution), os.environ.get("PYTHONPATH", "")]))
@@ -85,7 +89,7 @@ def ray_cluster(toy_distribution: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     def make(*nodes: dict) -> tuple[Cluster, list]:
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": FAST_NODE_DEATH})
         made.append(cluster)
-        added = [cluster.add_node(**node) for node in nodes]
+        added = [cluster.add_node(node_ip_address=f"127.0.0.{index + 2}", **node) for index, node in enumerate(nodes)]
         cluster.wait_for_nodes()
         return cluster, added
 
