@@ -26,7 +26,7 @@ from pydantic import Field
 
 from suite.api import Options
 from suite.continual.entries import MethodSetup, continual_method
-from suite.continual.episodic_memory import EpisodicMemory
+from suite.continual.episodic_memory import EpisodicMemory, EpisodicMemoryHooks
 from suite.continual.strategy import sequence_loss
 
 
@@ -40,7 +40,9 @@ def flat_gradient(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.grad.view(-1) if p.grad is not None else torch.zeros(p.numel(), device=p.device) for p in model.parameters()])
 
 
-class Seq2SeqAGEMPlugin(AGEMPlugin):
+class Seq2SeqAGEMPlugin(EpisodicMemoryHooks, AGEMPlugin):
+    loss_name = "agem"
+
     def __init__(self, patterns_per_experience: int, sample_size: int, collate_fn: Any, pad_id: int, experiences: Sequence[Any], seed: int):
         super().__init__(patterns_per_experience, sample_size)
         self.collate_fn = collate_fn
@@ -63,21 +65,10 @@ class Seq2SeqAGEMPlugin(AGEMPlugin):
         self.reference_loss = loss.detach()
         strategy.optimizer.zero_grad()
 
-    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
-        if self.reference_loss is not None and len(self.memory):
-            strategy.loss_terms["agem"] = self.reference_loss
-
     def sample_from_memory(self) -> Any:
         return self.collate_fn(self.memory.sample(self.sample_size))
 
-    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        self.memory.add(strategy.experience)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"memory": self.memory.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.memory.load_state_dict(state["memory"])
+    def memory_restored(self) -> None:
         self.buffers = self.memory.datasets
 
 

@@ -54,3 +54,30 @@ class EpisodicMemory:
         self.positions = {int(k): list(v) for k, v in state["positions"].items()}
         self.datasets = [self.experiences[k].dataset.subset(chosen) for k, chosen in self.positions.items()]
         self.generator.set_state(state["generator"])
+
+
+class EpisodicMemoryHooks:
+    """The plugin hooks GEM and A-GEM share: the memory grows after each experience trained, the memory
+    loss of the step is reported as a loss term (logged, not added to the loss), and a checkpoint holds
+    the memory. A plugin sets ``memory``, ``loss_name`` and, each step, ``reference_loss``."""
+
+    memory: EpisodicMemory
+    loss_name: str
+    reference_loss: torch.Tensor | None = None
+
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
+        if self.reference_loss is not None and len(self.memory):
+            strategy.loss_terms[self.loss_name] = self.reference_loss
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self.memory.add(strategy.experience)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"memory": self.memory.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.memory.load_state_dict(state["memory"])
+        self.memory_restored()
+
+    def memory_restored(self) -> None:
+        """Called after a checkpoint's memory is loaded: drop what was derived from the memory before."""

@@ -30,7 +30,7 @@ from pydantic import Field
 from suite.api import Options
 from suite.continual.agem import flat_gradient
 from suite.continual.entries import MethodSetup, continual_method
-from suite.continual.episodic_memory import EpisodicMemory
+from suite.continual.episodic_memory import EpisodicMemory, EpisodicMemoryHooks
 from suite.continual.strategy import sequence_loss
 
 
@@ -39,7 +39,9 @@ class GEMOptions(Options):
     memory_strength: float = Field(0.5, ge=0, description="margin added to the QP's constraints, favouring backward transfer (gamma)")
 
 
-class Seq2SeqGEMPlugin(GEMPlugin):
+class Seq2SeqGEMPlugin(EpisodicMemoryHooks, GEMPlugin):
+    loss_name = "gem"
+
     def __init__(
         self, patterns_per_experience: int, memory_strength: float, collate_fn: Any, pad_id: int, experiences: Sequence[Any], seed: int
     ):
@@ -73,18 +75,7 @@ class Seq2SeqGEMPlugin(GEMPlugin):
         self.G = torch.stack(rows)
         self.reference_loss = torch.stack(losses).mean()
 
-    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
-        if self.reference_loss is not None and len(self.memory):
-            strategy.loss_terms["gem"] = self.reference_loss
-
-    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        self.memory.add(strategy.experience)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"memory": self.memory.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.memory.load_state_dict(state["memory"])
+    def memory_restored(self) -> None:
         self._batches = []
 
 
