@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from run_trackers import new_run_tracker
 from test_sequential_pipeline import SMALL
 
 from models.losses.ader import adaptive_weight, ader_distillation
@@ -130,19 +131,11 @@ def _run(case: str, tracker: Tracker, data: Path, run_dir: Path) -> dict[str, fl
     return entry.run(ctx)
 
 
-def _tracker(uri: str, tmp: Path) -> Tracker:
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("periods") or client.get_experiment(
-        client.create_experiment("periods", artifact_location=(tmp / "artifacts").as_uri())
-    )
-    return Tracker(uri, client.create_run(experiment.experiment_id).info.run_id)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(METHODS))
 def test_each_method_trains_logs_its_matrices_and_resumes_to_the_same_metrics(case, tmp_path, tracking_uri, monkeypatch):
     data = write_timeline_dataset(tmp_path / "data")
-    whole = _tracker(tracking_uri, tmp_path)
+    whole = new_run_tracker(tracking_uri, tmp_path, "periods")
     expected = _run(case, whole, data, tmp_path / "whole")
     for name in ("ndcg", "hr"):
         for key in (f"avg_{name}_at_10", f"last_{name}_at_10", f"forgetting_{name}_at_10", f"bwt_{name}_at_10"):
@@ -163,7 +156,7 @@ def test_each_method_trains_logs_its_matrices_and_resumes_to_the_same_metrics(ca
         return original(*args, **kwargs)
 
     monkeypatch.setattr(runner, "evaluate", evaluate_then_die)
-    resumed = _tracker(tracking_uri, tmp_path)
+    resumed = new_run_tracker(tracking_uri, tmp_path, "periods")
     with pytest.raises(Interrupted):
         _run(case, resumed, data, tmp_path / "first")
     monkeypatch.setattr(runner, "evaluate", original)

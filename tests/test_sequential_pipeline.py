@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 from recbole.config import Config
 from recbole.model.sequential_recommender import SASRec
+from run_trackers import new_run_tracker
 
 from scenarios.recsys.entries import RECBOLE
 from suite.api import NoOptions, RunContext
@@ -34,7 +35,6 @@ from suite.sequential import pipeline
 from suite.sequential.checkpointing import WeightsOnlyCheckpoints
 from suite.sequential.recbole_strings import guard_config
 from suite.sequential.train_options import SequentialTrainOptions
-from suite.tracking import Tracker
 
 PAYLOAD = "__import__('os').system('touch PWNED') or 'x'"
 SMALL = {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 2}
@@ -56,11 +56,7 @@ def write_ring_dataset(folder: Path, name: str = "ring", users: int = 40) -> Pat
 
 
 def _context(tmp: Path, uri: str, data: Path, evaluation: str = "test", quiet: bool = True, epochs: int = 2) -> RunContext:
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("seq") or client.get_experiment(
-        client.create_experiment("seq", artifact_location=(tmp / "artifacts").as_uri())
-    )
-    tracker = Tracker(uri, client.create_run(experiment.experiment_id).info.run_id)
+    tracker = new_run_tracker(uri, tmp, "seq")
     run_dir = tmp / f"run-{tracker.run_id[:8]}"
     run_dir.mkdir()
     train = SequentialTrainOptions(epochs=epochs, train_batch_size=64, eval_batch_size=128, topk=[5, 10], num_threads=1)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from run_trackers import new_run_tracker
 from test_sequential_pipeline import SMALL, write_ring_dataset
 
 from scenarios.recsys.entries import RECBOLE
@@ -37,14 +38,6 @@ MODELS = {
 
 class Interrupted(Exception):
     """Stands for the kill: raised from inside the run, after some epochs were saved."""
-
-
-def _tracker(uri: str, tmp: Path) -> Tracker:
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("resume") or client.get_experiment(
-        client.create_experiment("resume", artifact_location=(tmp / "artifacts").as_uri())
-    )
-    return Tracker(uri, client.create_run(experiment.experiment_id).info.run_id)
 
 
 def _run(name: str, tracker: Tracker, data: Path, run_dir: Path) -> dict[str, float]:
@@ -100,10 +93,10 @@ def test_a_run_interrupted_after_an_epoch_resumes_to_the_same_metrics(
     name: str, tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = write_ring_dataset(tmp_path / "data")
-    whole = _tracker(tracking_uri, tmp_path)
+    whole = new_run_tracker(tracking_uri, tmp_path, "resume")
     expected = _run(name, whole, data, tmp_path / "whole")
 
-    resumed = _tracker(tracking_uri, tmp_path)
+    resumed = new_run_tracker(tracking_uri, tmp_path, "resume")
     trained = _interrupt_at_epoch(monkeypatch, 2)
     with pytest.raises(Interrupted):
         _run(name, resumed, data, tmp_path / "first")
@@ -126,7 +119,7 @@ def test_a_run_interrupted_after_an_epoch_resumes_to_the_same_metrics(
 @pytest.mark.slow
 def test_a_run_interrupted_after_training_only_evaluates_again(tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     data = write_ring_dataset(tmp_path / "data")
-    expected = _run("sasrec", _tracker(tracking_uri, tmp_path), data, tmp_path / "whole")
+    expected = _run("sasrec", new_run_tracker(tracking_uri, tmp_path, "resume"), data, tmp_path / "whole")
     original = pipeline.evaluate_test
 
     def interrupted(*args: object, **kwargs: object) -> None:
@@ -134,7 +127,7 @@ def test_a_run_interrupted_after_training_only_evaluates_again(tmp_path: Path, t
         raise Interrupted("killed while testing")
 
     monkeypatch.setattr(pipeline, "evaluate_test", interrupted)
-    tracker = _tracker(tracking_uri, tmp_path)
+    tracker = new_run_tracker(tracking_uri, tmp_path, "resume")
     with pytest.raises(Interrupted):
         _run("sasrec", tracker, data, tmp_path / "first")
     trained = _interrupt_at_epoch(monkeypatch, -1)  # records any epoch trained
