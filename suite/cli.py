@@ -21,6 +21,7 @@ from suite.cli_support import (
     jobs_option,
     noting_closed_runs,
     quiet_option,
+    results_hint,
     spec_arguments,
     tracking_option,
 )
@@ -29,6 +30,9 @@ from suite.devices import check_points_devices
 from suite.errors import SuiteError
 from suite.sequential.cli import convert_sequences_command
 from suite.tracking import default_tracking_uri, metric_key, open_store
+
+Names = tuple[str, ...]
+"""A repeatable option's values (-o, -g, --only, --skip)."""
 
 
 class SuiteGroup(click.Group):
@@ -53,10 +57,11 @@ def main() -> None:
 @common
 @guarded
 def run(
-    spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], jobs: int | None, tracking_uri: str | None, quiet: bool
+    spec_file: Path, overrides: Names, grid: Names, only: Names, skip: Names, jobs: int | None, tracking_uri: str | None, quiet: bool
 ) -> None:
     """Run SPEC_FILE: one MLflow parent run, one child per seed (and grid point); no new run starts after a failed one."""
-    _launch(spec_file, overrides, grid, tracking_uri, quiet, jobs=jobs, executor="local", fail_fast=True)
+    plan = specs.plan(spec_file, overrides, grid, only=only, skip=skip)
+    _launch(plan, tracking_uri, quiet, jobs=jobs, executor="local", fail_fast=True)
 
 
 @main.command()
@@ -78,8 +83,10 @@ def run(
 @guarded
 def sweep(
     spec_file: Path,
-    overrides: tuple[str, ...],
-    grid: tuple[str, ...],
+    overrides: Names,
+    grid: Names,
+    only: Names,
+    skip: Names,
     use_ray: bool,
     address: str | None,
     cpus_per_trial: float,
@@ -95,9 +102,7 @@ def sweep(
     if executor == "local" and gpus_per_trial:
         raise SuiteError("--gpus-per-trial reserves Ray GPUs: add --ray (or --address)")
     _launch(
-        spec_file,
-        overrides,
-        grid,
+        specs.plan(spec_file, overrides, grid, only=only, skip=skip),
         tracking_uri,
         quiet,
         jobs=jobs,
@@ -134,9 +139,9 @@ def resume(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
 @spec_arguments
 @common
 @guarded
-def show(spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...]) -> None:
+def show(spec_file: Path, overrides: Names, grid: Names, only: Names, skip: Names) -> None:
     """Print the fully resolved spec (defaults filled in) and its grid points."""
-    plan = specs.plan(spec_file, overrides, grid, check_data=False)
+    plan = specs.plan(spec_file, overrides, grid, check_data=False, only=only, skip=skip)
     click.echo(plan.base.to_yaml().rstrip())
     if len(plan.points) > 1:
         click.echo(f"# {len(plan.points)} grid points x {len(plan.base.seeds)} seeds:")
@@ -288,8 +293,10 @@ def readme_tables(readme: Path, check: bool) -> None:
 @guarded
 def tune(
     spec_file: Path,
-    overrides: tuple[str, ...],
-    grid: tuple[str, ...],
+    overrides: Names,
+    grid: Names,
+    only: Names,
+    skip: Names,
     objective: str,
     maximize: bool,
     budget: int | None,
@@ -305,7 +312,7 @@ def tune(
     from suite.tune import check_objective, render, run_tuning, tuning_plan
 
     check_objective(objective)
-    plan, grid_size = tuning_plan(str(spec_file), overrides, grid, budget, sample_seed, experiment)
+    plan, grid_size = tuning_plan(str(spec_file), overrides, grid, budget, sample_seed, experiment, (only, skip))
     check_points_devices(plan.points)  # tuning trains on this machine
     uri = tracking_uri or default_tracking_uri()
     runs = sum(len(point.seeds) for _, point in plan.points)
@@ -357,14 +364,11 @@ def ui(host: str, port: int, tracking_uri: str | None) -> None:
         server.stop()
 
 
-def _launch(
-    spec_file: Path, overrides: tuple[str, ...], grid: tuple[str, ...], tracking_uri: str | None, quiet: bool, jobs: int | None, **how: Any
-) -> None:
+def _launch(plan: specs.LaunchPlan, tracking_uri: str | None, quiet: bool, jobs: int | None, **how: Any) -> None:
     from suite.launch_types import ChildRunsFailed
     from suite.launcher import launch
     from suite.local_pool import jobs_for
 
-    plan = specs.plan(spec_file, overrides, grid)
     if how["executor"] == "local":  # the children train here: their device must exist here (suite.devices)
         check_points_devices(plan.points)
     uri = tracking_uri or default_tracking_uri()
@@ -381,14 +385,6 @@ def _launch(
     click.echo(results_hint(uri, result.parent_run_id), err=True)
     if result.failed:
         raise ChildRunsFailed(result.failed, len(result.children))
-
-
-def results_hint(tracking_uri: str, parent_run_id: str) -> str:
-    """The last line of a launch: the command that opens its runs, and where its results table lies."""
-    from suite.tracking import Tracker
-
-    table = Tracker(tracking_uri, parent_run_id).artifact_location("results.md")
-    return f"open the results: {shlex.join(['suite', 'ui', '--tracking-uri', tracking_uri])}  (table: {table})"
 
 
 main.add_command(convert_sequences_command, name="convert-sequences")

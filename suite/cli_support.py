@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shlex
 import signal
 import sys
 import threading
@@ -138,5 +139,27 @@ def spec_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
         metavar="KEY=VALUE",
         help="Dotted override, value read as YAML (a string option takes the text as typed): -o train.epochs=3 -o seeds=[0,1].",
     )(command)
+    command = click.option(
+        "--skip",
+        "skip",
+        multiple=True,
+        metavar="LABEL",
+        help="Leave out the grid point LABEL (as `suite show` lists them): --skip model=s3rec.",
+    )(command)
+    command = click.option(
+        "--only",
+        "only",
+        multiple=True,
+        metavar="LABEL",
+        help="Run only the grid point LABEL (as `suite show` lists them); repeat for several.",
+    )(command)
     command = click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))(command)
     return command
+
+
+def results_hint(tracking_uri: str, parent_run_id: str) -> str:
+    """The last line of a launch: the command that opens its runs, and where its results table lies."""
+    from suite.tracking import Tracker
+
+    table = Tracker(tracking_uri, parent_run_id).artifact_location("results.md")
+    return f"open the results: {shlex.join(['suite', 'ui', '--tracking-uri', tracking_uri])}  (table: {table})"

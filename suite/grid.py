@@ -9,10 +9,13 @@ which sets them together. A point's label says what tells it apart from the othe
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from suite.errors import SpecError
 from suite.tracking import flatten
+
+Point = TypeVar("Point")
 
 
 def axis_paths(axis: str) -> list[str]:
@@ -72,3 +75,20 @@ def _axis_labels(path: str, values: list[Any]) -> list[str]:
         differing = [key for key in own if key != "name" and any(other.get(key) != own[key] for other in siblings)]
         labels.append(" ".join([f"{path}={own['name']}", *(f"{key}={own[key]}" for key in differing)]))
     return labels
+
+
+def select_points(points: list[tuple[str, Point]], only: Sequence[str], skip: Sequence[str], source: str) -> list[tuple[str, Point]]:
+    """The points named by ``--only`` (all when none is), less those named by ``--skip``, in grid order.
+
+    A name is a point's label as ``suite show`` and ``suite report`` print it; one that is no
+    point's label, or a selection that leaves nothing to run, is an error naming the labels.
+    """
+    labels = [label for label, _ in points]
+    for option, names in (("--only", only), ("--skip", skip)):
+        unknown = [name for name in names if name not in labels]
+        if unknown:
+            raise SpecError(f"{source}: {option} '{unknown[0]}' is not a grid point; points: {', '.join(labels)}")
+    kept = [(label, point) for label, point in points if (not only or label in only) and label not in skip]
+    if not kept:
+        raise SpecError(f"{source}: --only and --skip leave no grid point to run; points: {', '.join(labels)}")
+    return kept

@@ -11,10 +11,8 @@ no input error left to find once its MLflow runs exist.
 from __future__ import annotations
 
 import copy
-import types
-import typing
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from suite import registry
 from suite.bounded_yaml import safe_load_bounded
 from suite.errors import DataError, SpecError, SuiteError
-from suite.grid import grid_points
-from suite.spec_messages import describe_problem, first_line, model_in, short
+from suite.grid import grid_points, select_points
+from suite.overrides import Override, apply_overrides, reject_unparsed, retype_overrides
+from suite.spec_messages import describe_problem, first_line
 
 SECTIONS = ("scenario", "model", "method")
 SEED_LIMIT = 2**32  # NumPy's seeds are 0 <= seed < 2**32; torch and Python take these too
@@ -121,36 +120,6 @@ class ResolvedSpec:
 
 
 @dataclass
-class Override:
-    """One ``-o dotted.path=value`` from the command line.
-
-    The value is read as YAML (``[0,1]``, ``0.5``, ``null``), but a key whose option is a
-    string gets exactly what was typed (``[5,inf)``, ``cuda:1``, ``yes``): see ``resolve``.
-    """
-
-    text: str
-    path: tuple[str, ...]
-    value: Any
-    raw: str = ""
-    yaml_error: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Override:
-        key, sep, raw = text.partition("=")
-        if not sep or not key.strip():
-            raise SpecError(f"override '{text}': expected KEY=VALUE, e.g. train.epochs=3")
-        path = tuple(part.strip() for part in key.strip().split("."))
-        if any(not part for part in path):
-            raise SpecError(f"override '{text}': empty component in key '{key}'")
-        try:
-            return cls(text=text, path=path, value=safe_load_bounded(raw) if raw.strip() else None, raw=raw)
-        except SpecError as error:
-            raise SpecError(f"override '{short(text)}': {error}") from None
-        except yaml.YAMLError as error:  # fine for a string option; an error for any other (decided in resolve)
-            return cls(text=text, path=path, value=raw, raw=raw, yaml_error=first_line(error))
-
-
-@dataclass
 class LaunchPlan:
     """Everything a launch will run: one resolved spec per grid point."""
 
@@ -186,36 +155,19 @@ def load_tree(path: str | Path) -> dict[str, Any]:
     return tree
 
 
-def apply_overrides(tree: dict[str, Any], overrides: Iterable[Override], source: str) -> dict[str, Any]:
-    """Set each dotted path in a copy of ``tree``; a path through a non-section is an error."""
-    tree = copy.deepcopy(tree)
-    for override in overrides:
-        node = tree
-        for depth, part in enumerate(override.path[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                walked = ".".join(override.path[: depth + 1])
-                raise SpecError(f"{source}: override '{override.text}': '{walked}' is a value, not a section")
-            node = child
-        node[override.path[-1]] = override.value
-    return tree
-
-
 def resolve(tree: dict[str, Any], source: str, overrides: Iterable[Override] = ()) -> ResolvedSpec:
     """Validate a spec tree into a ResolvedSpec (top level, then each entry's own options)."""
     overrides = list(overrides)
     tree = apply_overrides(tree, overrides, source)
-    settled = _retype_overrides(tree, overrides, RunSpec, ())
-    _reject_unparsed([o for o in overrides if o.path[0] not in (*SECTIONS, "train")], settled, source)
+    settled = retype_overrides(tree, overrides, RunSpec, ())
+    reject_unparsed([o for o in overrides if o.path[0] not in (*SECTIONS, "train")], settled, source)
     top = _validate(RunSpec, tree, (), source, overrides)
     entries = {kind: _entry(kind, getattr(top, kind).name, source) for kind in SECTIONS}
     _check_families(entries, source)
     for kind in SECTIONS:
-        settled |= _retype_overrides(tree, overrides, entries[kind].options, (kind,))
-    settled |= _retype_overrides(tree, overrides, entries["method"].train_options, ("train",))
-    _reject_unparsed(overrides, settled, source)
+        settled |= retype_overrides(tree, overrides, entries[kind].options, (kind,))
+    settled |= retype_overrides(tree, overrides, entries["method"].train_options, ("train",))
+    reject_unparsed(overrides, settled, source)
     top = _validate(RunSpec, tree, (), source, overrides)  # again: string options may have taken their typed text
     options = {kind: _validate_section(kind, entries[kind], getattr(top, kind), source, overrides) for kind in SECTIONS}
     train = _validate(entries["method"].train_options, top.train, ("train",), source, overrides)
@@ -237,10 +189,19 @@ def resolve(tree: dict[str, Any], source: str, overrides: Iterable[Override] = (
     )
 
 
-def plan(path: str | Path, overrides: Iterable[str] = (), extra_grid: Iterable[str] = (), check_data: bool = True) -> LaunchPlan:
-    """Load, override and validate a spec and every point of its grid; with ``check_data``, run every pre-flight check.
+def plan(
+    path: str | Path,
+    overrides: Iterable[str] = (),
+    extra_grid: Iterable[str] = (),
+    check_data: bool = True,
+    only: Iterable[str] = (),
+    skip: Iterable[str] = (),
+) -> LaunchPlan:
+    """Load, override and validate a spec and every point of its grid; keep the points ``only`` names, less
+    those ``skip`` names (labels); with ``check_data``, run every pre-flight check on those kept.
 
-    Everything that can reject the input happens here, before any MLflow run exists.
+    Everything that can reject the input happens here, before any MLflow run exists. A
+    ``report.baseline`` left out by the selection leaves the launch's table without a paired column.
     """
     source = str(path)
     parsed = [Override.parse(text) for text in overrides]
@@ -257,6 +218,9 @@ def plan(path: str | Path, overrides: Iterable[str] = (), extra_grid: Iterable[s
     points = [(label, resolve(tree, source, parsed + _grid_overrides(point))) for label, point in grid_points(grid, source)]
     points = points or [(base.name, base)]
     _check_baseline(base, [label for label, _ in points], source)
+    points = select_points(points, list(only), list(skip), source)
+    if base.report_baseline is not None and base.report_baseline not in {label for label, _ in points}:
+        base = replace(base, report_baseline=None, tree={**base.tree, "report": {**base.tree.get("report", {}), "baseline": None}})
     if check_data:
         built: set[tuple[str, str, int]] = set()
         for label, point in points:
@@ -320,62 +284,6 @@ def _check_families(entries: dict[str, Any], source: str) -> None:
 def _validate_section(kind: str, entry: Any, section: EntrySection, source: str, overrides: list[Override]) -> Any:
     values = dict(section.model_extra or {})
     return _validate(entry.options, values, (kind,), source, overrides)
-
-
-def _retype_overrides(tree: dict[str, Any], overrides: list[Override], model: type[BaseModel], prefix: tuple[str, ...]) -> set[int]:
-    """Give string options the override's text as typed; returns the ids of the overrides so settled."""
-    settled = set()
-    for override in overrides:
-        inside = override.path[: len(prefix)] == prefix and len(override.path) > len(prefix)
-        if not inside or not override.raw or not _takes_string(model, override.path[len(prefix) :]):
-            continue
-        settled.add(id(override))
-        if override.value is not None and not isinstance(override.value, str):
-            _set(tree, override.path, override.raw.strip())
-    return settled
-
-
-def _reject_unparsed(overrides: list[Override], settled: set[int], source: str) -> None:
-    """YAML that did not parse is fine for a string option only (``settled``: ids of those)."""
-    for override in overrides:
-        if override.yaml_error and id(override) not in settled:
-            raise SpecError(f"{source}: override '{override.text}': value is not valid YAML ({override.yaml_error})")
-
-
-def _takes_string(model: type[BaseModel], path: tuple[str, ...]) -> bool | None:
-    """Whether the option at ``path`` is a string (True), something else (False), or unknown (None)."""
-    current: Any = model
-    for depth, part in enumerate(path):
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            return None
-        annotation = fields[part].annotation
-        if depth == len(path) - 1:
-            return _is_string_type(annotation)
-        current = model_in(annotation)
-        if current is None:
-            return None
-    return None
-
-
-def _is_string_type(annotation: Any) -> bool:
-    """``str``, ``str | None``, or a Literal of strings."""
-    if annotation is str:
-        return True
-    origin = typing.get_origin(annotation)
-    arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
-    if origin is typing.Literal:
-        return all(isinstance(argument, str) for argument in arguments)
-    if origin in (typing.Union, types.UnionType):
-        return bool(arguments) and all(_is_string_type(argument) for argument in arguments)
-    return False
-
-
-def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = tree
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
 
 
 def _validate(options_class: type[BaseModel], values: Any, prefix: tuple[str, ...], source: str, overrides: list[Override]) -> Any:

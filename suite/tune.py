@@ -67,12 +67,20 @@ def check_objective(objective: str) -> None:
 
 
 def tuning_plan(
-    spec_file: str, overrides: Sequence[str], grid: Sequence[str], budget: int | None, sample_seed: int, experiment: str | None
+    spec_file: str,
+    overrides: Sequence[str],
+    grid: Sequence[str],
+    budget: int | None,
+    sample_seed: int,
+    experiment: str | None,
+    selection: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> tuple[specs.LaunchPlan, int]:
-    """The launch plan of a tuning sweep, logged to ``<experiment>-tune`` unless told otherwise, and the full grid's size."""
+    """The launch plan of a tuning sweep, logged to ``<experiment>-tune`` unless told otherwise, and the size of
+    the grid it samples from (the points ``selection``, the ``--only`` and ``--skip`` labels, keeps)."""
+    only, skip = selection
     if experiment is None:
         experiment = specs.plan(spec_file, overrides, grid, check_data=False).experiment + TUNE_SUFFIX
-    plan = specs.plan(spec_file, [*overrides, f"experiment={experiment}"], grid)
+    plan = specs.plan(spec_file, [*overrides, f"experiment={experiment}"], grid, only=only, skip=skip)
     if len(plan.points) < 2:
         raise SpecError(f"{spec_file}: nothing to tune: give a grid (-g key=[v1,v2] or a grid: section) with at least two points")
     return sample_points(plan, budget, sample_seed), len(plan.points)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from suite import spec as specs
 from suite.cli import main
-from suite.errors import SpecError
+from suite.errors import DataError, SpecError
 
 
 def run_cli(*args: str):
@@ -84,6 +84,63 @@ def test_show_takes_grid_axes_like_sweep(toy_distribution, toy_spec):
         "#   train.lr=0.1 method.steps=1",
         "#   train.lr=0.2 method.steps=1",
     ]
+
+
+def test_only_and_skip_choose_grid_points_by_label_and_leave_the_others_unchecked(toy_distribution, toy_spec):
+    """A skipped point is not pre-flighted: its missing data file stops nothing."""
+    grid = ["scenario.data_file=[null, /no/such/file.npz]", "train.lr=[0.1,0.2]"]
+    labels = lambda plan: [label for label, _ in plan.points]  # noqa: E731
+    with pytest.raises(DataError, match="/no/such/file.npz not found"):
+        specs.plan(toy_spec, [], grid)
+    kept = specs.plan(
+        toy_spec, [], grid, skip=["scenario.data_file=/no/such/file.npz train.lr=0.1", "scenario.data_file=/no/such/file.npz train.lr=0.2"]
+    )
+    assert labels(kept) == ["scenario.data_file=None train.lr=0.1", "scenario.data_file=None train.lr=0.2"]
+    only = specs.plan(toy_spec, [], ["train.lr=[0.1,0.2,0.3]"], only=["train.lr=0.3", "train.lr=0.1"])
+    assert labels(only) == ["train.lr=0.1", "train.lr=0.3"]  # grid order, not the order given
+    assert [point.train_options.lr for _, point in only.points] == [0.1, 0.3]
+    both = specs.plan(toy_spec, [], ["train.lr=[0.1,0.2,0.3]"], only=["train.lr=0.3", "train.lr=0.1"], skip=["train.lr=0.1"])
+    assert labels(both) == ["train.lr=0.3"]
+
+
+def test_a_skipped_baseline_leaves_the_launch_without_a_paired_column(toy_distribution, toy_spec):
+    plan = specs.plan(toy_spec, ["report.baseline=train.lr=0.1"], ["train.lr=[0.1,0.2,0.3]"], skip=["train.lr=0.1"])
+    assert plan.base.report_baseline is None and plan.base.to_dict()["report"]["baseline"] is None
+    kept = specs.plan(toy_spec, ["report.baseline=train.lr=0.1"], ["train.lr=[0.1,0.2,0.3]"], skip=["train.lr=0.2"])
+    assert kept.base.report_baseline == "train.lr=0.1"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--only", "train.lr=0.4"], "--only 'train.lr=0.4' is not a grid point; points: train.lr=0.1, train.lr=0.2"),
+        (["--skip", "lr=0.1"], "--skip 'lr=0.1' is not a grid point; points: train.lr=0.1, train.lr=0.2"),
+        (["--only", "train.lr=0.1", "--skip", "train.lr=0.1"], "--only and --skip leave no grid point to run"),
+    ],
+)
+def test_a_selection_naming_no_point_is_exit_2_with_the_labels(toy_distribution, toy_spec, tracking_uri, args, message):
+    result = run_cli("run", str(toy_spec), "-g", "train.lr=[0.1,0.2]", *args, "--tracking-uri", tracking_uri)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert mlflow.search_experiments(filter_string="name = 'toy-exp'") == []  # nothing was created
+
+
+def test_run_launches_only_the_points_kept(toy_distribution, toy_spec, tracking_uri):
+    result = run_cli(
+        "run",
+        str(toy_spec),
+        "-o",
+        "seeds=[0]",
+        "-g",
+        "train.lr=[0.1,0.2,0.3]",
+        "--skip",
+        "train.lr=0.2",
+        "-q",
+        "--tracking-uri",
+        tracking_uri,
+    )
+    assert result.exit_code == 0, result.output
+    runs = mlflow.search_runs(experiment_names=["toy-exp"], filter_string="tags.`suite.kind` = 'child'")
+    assert sorted(runs["tags.suite.point"]) == ["train.lr=0.1", "train.lr=0.3"]
 
 
 def test_overrides_take_what_the_user_typed(toy_distribution, toy_spec):
