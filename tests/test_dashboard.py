@@ -23,6 +23,7 @@ import mlflow
 import psutil
 import pytest
 from click.testing import CliRunner
+from processes import suite_process
 
 from suite.cli import main
 from suite.dashboard_app import DEFAULT_VIEW_SCRIPT, TRAINING_WORKFLOW, WORKFLOW_STORAGE_KEY
@@ -41,14 +42,7 @@ def free_port() -> int:
 
 def start_ui(port: int, env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, str]:
     """``suite ui`` in a subprocess, and the URL line it prints once the server answers."""
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "suite.cli", "ui", "--port", str(port)],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    ui = suite_process(["ui", "--port", str(port)], env, cwd, stdout=subprocess.PIPE)
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
         ready, _, _ = select.select([ui.stdout], [], [], 1.0)

@@ -31,9 +31,10 @@ import pytest
 import torch
 from continual_runs import Store, context, history
 from mlflow.tracking import MlflowClient
+from run_trackers import new_run_tracker
 from test_continual_resume import stopping
 from test_sequential_pipeline import write_ring_dataset
-from test_sequential_resume import MODELS, Interrupted, _interrupt_at_epoch, _tracker
+from test_sequential_resume import MODELS, Interrupted, _interrupt_at_epoch
 
 from scenarios.recsys.entries import RECBOLE
 from suite.api import RunContext
@@ -137,7 +138,7 @@ def check_ranking_summary(summary: dict[str, float]) -> None:
 
 def test_mclrec_run_on_cuda_logs_a_model_that_loads_and_computes_on_cpu(tmp_path, tracking_uri):
     data = write_ring_dataset(tmp_path / "data")
-    tracker = _tracker(tracking_uri, tmp_path)
+    tracker = new_run_tracker(tracking_uri, tmp_path, "resume")
     check_ranking_summary(mclrec_run(tracker, data, tmp_path / "run", "cuda"))
     client = MlflowClient(tracking_uri)
     run = client.get_run(tracker.run_id)
@@ -158,7 +159,7 @@ def test_mclrec_run_on_cuda_logs_a_model_that_loads_and_computes_on_cpu(tmp_path
 def test_mclrec_checkpoint_resumes_on_the_other_device(first, second, tmp_path, tracking_uri, monkeypatch):
     """Two optimizers, the augmenter's own generator (a CUDA generator's state seeds the CPU one), RecBole's loader generators."""
     data = write_ring_dataset(tmp_path / "data")
-    tracker = _tracker(tracking_uri, tmp_path)
+    tracker = new_run_tracker(tracking_uri, tmp_path, "resume")
     trained = _interrupt_at_epoch(monkeypatch, 2)
     with pytest.raises(Interrupted):
         mclrec_run(tracker, data, tmp_path / "first", first)

@@ -14,6 +14,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
+from processes import suite_process
 
 from suite import spec as specs
 from suite.cli import main
@@ -39,10 +40,6 @@ def children(runs: list) -> list:
 def parent_of(runs: list):
     (parent,) = [r for r in runs if r.data.tags.get("suite.kind") == "parent"]
     return parent
-
-
-def suite_process(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "suite.cli", *args], env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_pause(process: subprocess.Popen, timeout: float = 120) -> list[str]:

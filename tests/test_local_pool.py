@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
+from processes import suite_process
 from test_sequential_pipeline import SMALL, write_ring_dataset
 
 from suite import local_pool
@@ -40,10 +40,6 @@ def by_child(runs: list) -> dict[tuple[str, str], object]:
 
 def final_metrics(run) -> dict[str, float]:
     return {key: value for key, value in run.data.metrics.items() if key.startswith(("test.", "best_valid."))}
-
-
-def suite_process(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "suite.cli", *args], env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_pauses(process: subprocess.Popen, count: int, timeout: float = 240) -> list[str]:
