@@ -230,7 +230,7 @@ def find_row(frame: pd.DataFrame, name: str) -> tuple[str, str]:
 
 
 def _paired(values: pd.DataFrame, keys: list[str], metrics: Sequence[str], baseline: tuple[str, str]) -> dict:
-    per_seed = values.groupby([*keys, "seed"], sort=False)[list(metrics)].mean()
+    per_seed = values.groupby([*keys, "seed"])[list(metrics)].mean()  # sorted: lookups by row need a lexsorted index
     base = per_seed.loc[baseline]
     paired = {}
     for row in per_seed.index.droplevel("seed").unique():

@@ -11,6 +11,7 @@ import json
 import math
 import re
 import statistics
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,7 @@ from suite.launcher import launch
 from suite.plots import curve_figure
 from suite.report import log_launch_results
 from suite.results import children_frame, launch_results, metric_histories, point_labels, resolve_metric
-from suite.results_table import column_decimals, paired_difference
+from suite.results_table import column_decimals, paired_difference, results_table
 from suite.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -226,6 +227,23 @@ def test_report_pairs_methods_by_seed_against_the_baseline(store):
     assert paired["partial Δ low"] == pytest.approx(2 - 12.706205, abs=1e-5) and paired["partial Δ high"] == pytest.approx(
         2 + 12.706205, abs=1e-5
     )
+
+
+def test_the_paired_view_of_launches_seed_by_seed_warns_nothing():
+    """Runs of one launch per seed (seed-major) in a grid's order once made pandas warn for every row it paired."""
+    labels = ["method=finetune", "method=joint", "method=replay", "method=ewc", "method=agem"]
+    frame = pd.DataFrame(
+        [
+            {"experiment": "e", "label": label, "point": label, "seed": seed, "status": "FINISHED", "acc": 10.0 * rank + seed}
+            for seed in (0, 1, 2)
+            for rank, label in enumerate(labels)
+        ]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = results_table(frame, ["acc"], "method=replay")
+    assert table.paired[(("e", "method=agem"), "acc")].mean == pytest.approx(20.0)
+    assert table.paired[(("e", "method=finetune"), "acc")].mean == pytest.approx(-20.0)
 
 
 def test_an_unknown_baseline_names_the_rows(store):
