@@ -40,6 +40,15 @@ IDENTITY_COLUMNS = ("experiment", "label", "point", "seed", "status", "run_id", 
 NOT_SETTINGS = ("seed", "seeds", "experiment", "description", "grid", "report")
 """Spec keys that never tell two grid points apart (the seed is a column of its own)."""
 DERIVED = "derived."  # params a run derives from its data and seed (class order, sizes): they describe it, never label it
+SPEC_SECTIONS = ("scenario", "model", "method", "train")
+
+
+def is_setting(param: str) -> bool:
+    """Whether a logged param is a spec setting (labels are made of these), not something the run measured
+    or derived (``derived.*``, ``recbole.flops``, ``mclrec.optimization``), which a run that ended early lacks."""
+    return param.split(".")[0] in SPEC_SECTIONS and not param.startswith(DERIVED)
+
+
 SECTION_ORDER = ("scenario", "model", "method", "train")
 METRIC_PREFERENCE = ("test.", "valid.")
 """Which prefix an unprefixed metric name (``NDCG@10``) means when several are logged."""
@@ -114,7 +123,7 @@ def children_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     param_columns = [_column(key, metrics) for key in params]
     frame = pd.DataFrame.from_records(records, columns=[*IDENTITY_COLUMNS, *param_columns, *metrics])
     frame["seed"] = frame["seed"].astype("Int64")
-    settings = [{key: value for key, value in row["params"].items() if not key.startswith(DERIVED)} for row in rows]
+    settings = [{key: value for key, value in row["params"].items() if is_setting(key)} for row in rows]
     frame["label"] = point_labels(settings, [row["point"] for row in rows])
     frame.attrs["params"] = param_columns
     frame.attrs["metrics"] = metrics
