@@ -412,3 +412,25 @@ def test_what_a_run_derives_from_its_seed_does_not_split_a_point():
     frame = children_frame(rows)
     assert frame["label"].tolist() == ["method=replay", "method=replay"]
     assert frame["derived.class_order"].tolist() == [["a", "b"], ["b", "a"]]  # still a column for notebooks
+
+
+def test_labels_are_made_of_spec_settings_not_of_what_a_run_measured():
+    """A run that ended before logging ``recbole.flops`` must not turn every label into a flops label."""
+    rows = [
+        {
+            "experiment": "e",
+            "point": point,
+            "seed": 0,
+            "status": status,
+            "run_id": f"{point}{status}",
+            "parent_run_id": "p",
+            "params": params,
+            "metrics": {},
+        }
+        for point, status, params in [
+            ("model=a", "FINISHED", {"model.name": "a", "recbole.flops": 1.0}),
+            ("model=b", "FINISHED", {"model.name": "b", "recbole.flops": 2.0}),
+            ("model=b", "KILLED", {"model.name": "b"}),
+        ]
+    ]
+    assert list(children_frame(rows)["label"]) == ["model=a", "model=b", "model=b"]
