@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 
 def terminal_signals() -> None:
     """``preexec_fn``: SIGINT and SIGHUP at their default actions in the child."""
@@ -25,3 +27,16 @@ def suite_process(args: list[str], env: dict[str, str], cwd: Path, **popen: Any)
     """``python -m suite.cli ARGS`` with its stderr readable as text (stdout too when asked)."""
     popen = {"stderr": subprocess.PIPE, "text": True, **popen}
     return subprocess.Popen([sys.executable, "-m", "suite.cli", *args], env=env, cwd=cwd, preexec_fn=terminal_signals, **popen)
+
+
+def communicate_or_kill(process: subprocess.Popen, timeout: float) -> tuple[Any, Any]:
+    """``communicate`` within ``timeout``; a process still running then is killed with its children before the
+    test fails, so a failing test leaves nothing running behind it."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            child.kill()
+        process.kill()
+        process.communicate()
+        raise

@@ -23,7 +23,7 @@ import mlflow
 import psutil
 import pytest
 from click.testing import CliRunner
-from processes import suite_process
+from processes import communicate_or_kill, suite_process
 
 from suite.cli import main
 from suite.dashboard_app import DEFAULT_VIEW_SCRIPT, TRAINING_WORKFLOW, WORKFLOW_STORAGE_KEY
@@ -118,7 +118,7 @@ def test_the_server_dies_with_suite_ui_however_it_ends(toy_env, tmp_path, how):
         group = server_group(ui)
     finally:
         ui.send_signal(how)  # no handler runs for SIGKILL, nor for SIGHUP's default action
-        ui.communicate(timeout=STOP_WAIT_S)
+        communicate_or_kill(ui, STOP_WAIT_S)
     assert ui.returncode == -how
     wait_until_gone(group, port)
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
-from processes import suite_process
+from processes import communicate_or_kill, suite_process
 from test_sequential_pipeline import SMALL, write_ring_dataset
 
 from suite import local_pool
@@ -161,7 +161,7 @@ def test_a_signal_to_the_launch_closes_every_child_killed(toy_distribution, toy_
     pids = [int(run.data.tags["suite.pid"]) for run in children("toy-exp")]
     assert len(pids) == 2 and launch.pid not in pids
     launch.send_signal(sig)  # to the launch only: it forwards the signal to its children
-    _, stderr = launch.communicate(timeout=120)
+    _, stderr = communicate_or_kill(launch, 120)
     assert launch.returncode == code, stderr[-3000:]
     runs = mlflow.search_runs(experiment_names=["toy-exp"], output_format="list")
     assert sorted(run.info.status for run in runs) == ["KILLED"] * 3  # the parent and both children
