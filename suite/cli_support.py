@@ -122,37 +122,23 @@ def jobs_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def spec_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option(
-        "-g",
-        "--grid",
-        "grid",
-        multiple=True,
-        metavar="KEY=[V1,V2]",
-        help="Add a grid axis: -g method.replay.size=[100,200].",
-    )(command)
-    command = click.option(
-        "-o",
-        "--override",
+REPEATABLE_SPEC_OPTIONS = (  # (flags, parameter, metavar, help), applied in this order: --help lists them reversed
+    (("-g", "--grid"), "grid", "KEY=[V1,V2]", "Add a grid axis: -g method.replay.size=[100,200]."),
+    (
+        ("-o", "--override"),
         "overrides",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Dotted override, value read as YAML (a string option takes the text as typed): -o train.epochs=3 -o seeds=[0,1].",
-    )(command)
-    command = click.option(
-        "--skip",
-        "skip",
-        multiple=True,
-        metavar="LABEL",
-        help="Leave out the grid point LABEL (as `suite show` lists them): --skip model=s3rec.",
-    )(command)
-    command = click.option(
-        "--only",
-        "only",
-        multiple=True,
-        metavar="LABEL",
-        help="Run only the grid point LABEL (as `suite show` lists them); repeat for several.",
-    )(command)
+        "KEY=VALUE",
+        "Dotted override, value read as YAML (a string option takes the text as typed): -o train.epochs=3 -o seeds=[0,1].",
+    ),
+    (("--skip",), "skip", "LABEL", "Leave out the grid point LABEL (as `suite show` lists them): --skip model=s3rec."),
+    (("--only",), "only", "LABEL", "Run only the grid point LABEL (as `suite show` lists them); repeat for several."),
+)
+
+
+def spec_arguments(command: Callable[..., Any]) -> Callable[..., Any]:
+    """SPEC_FILE and the repeatable options that change what it launches: -o, -g, --only, --skip."""
+    for flags, parameter, metavar, text in REPEATABLE_SPEC_OPTIONS:
+        command = click.option(*flags, parameter, multiple=True, metavar=metavar, help=text)(command)
     command = click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))(command)
     return command
 
