@@ -139,10 +139,11 @@ def test_fail_fast_starts_no_child_after_a_failure_and_lets_running_ones_finish(
 def test_a_sigkilled_child_is_a_failed_child_and_the_launch_goes_on(toy_distribution, toy_env, toy_spec, tmp_path) -> None:
     env = {**toy_env, PAUSE_ENV: "1", PAUSE_SEED_ENV: "0"}
     launch = suite_process(["sweep", str(toy_spec), "-q", "--jobs", "2", "-o", "method.steps=4"], env, tmp_path)
-    wait_for_pauses(launch, 1)
+    read_before_the_kill = wait_for_pauses(launch, 1)  # seed 1 may already have finished and said so
     (victim,) = [run for run in children("toy-exp") if run.data.tags["suite.seed"] == "0"]
     os.kill(int(victim.data.tags["suite.pid"]), signal.SIGKILL)
-    _, stderr = launch.communicate(timeout=240)
+    _, rest = launch.communicate(timeout=240)
+    stderr = "".join(read_before_the_kill) + rest
     assert launch.returncode == 1, stderr[-3000:]
     runs = {run.data.tags["suite.seed"]: run for run in children("toy-exp")}
     dead, alive = runs["0"], runs["1"]
