@@ -30,6 +30,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from suite.errors import SpecError, SuiteError
+from suite.recorded_settings import with_current_defaults
 from suite.tracking import default_tracking_uri, flatten, metric_key, read_client
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def children_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     param_columns = [_column(key, metrics) for key in params]
     frame = pd.DataFrame.from_records(records, columns=[*IDENTITY_COLUMNS, *param_columns, *metrics])
     frame["seed"] = frame["seed"].astype("Int64")
-    settings = [{key: value for key, value in row["params"].items() if is_setting(key)} for row in rows]
+    settings = [with_current_defaults({key: value for key, value in row["params"].items() if is_setting(key)}) for row in rows]
     frame["label"] = point_labels(settings, [row["point"] for row in rows])
     frame.attrs["params"] = param_columns
     frame.attrs["metrics"] = metrics

@@ -24,6 +24,7 @@ from suite.cli import main
 from suite.latex import readable_label
 from suite.launcher import launch
 from suite.plots import curve_figure
+from suite.recorded_settings import with_current_defaults
 from suite.report import log_launch_results
 from suite.results import children_frame, launch_results, metric_histories, point_labels, resolve_metric
 from suite.results_table import column_decimals, paired_difference, results_table
@@ -434,3 +435,25 @@ def test_labels_are_made_of_spec_settings_not_of_what_a_run_measured():
         ]
     ]
     assert list(children_frame(rows)["label"]) == ["model=a", "model=b", "model=b"]
+
+
+def test_a_run_older_than_an_option_pools_with_new_runs_of_its_default():
+    """COCONUT runs logged before ``nspt.variant`` existed ran as its default (infonce): they share its row, not dcl's."""
+    old = {"method.name": "coconut", "method.nspt.weight": 0.3, "method.mm.weight": 0.3}
+    new = {**old, "method.nspt.variant": "infonce", "method.mm.variant": "infonce"}
+    dcl = {**new, "method.nspt.variant": "dcl"}
+    replay = {"method.name": "replay", "method.replay.size": 0.01}
+    rows = [
+        {"point": "p", "seed": seed, "params": params, "metrics": {}}
+        for seed, params in enumerate([old, new, dcl, replay, {"method.name": "no-longer-installed", "method.x": 1}])
+    ]
+    assert list(children_frame(rows)["label"]) == [
+        "method=coconut method.nspt.variant=infonce",
+        "method=coconut method.nspt.variant=infonce",
+        "method=coconut method.nspt.variant=dcl",
+        "method=replay",
+        "method=no-longer-installed",
+    ]
+    assert not any(key.startswith("method.nspt") for key in with_current_defaults(replay))  # only the run's own method's options
+    assert with_current_defaults({"method.name": "no-longer-installed"}) == {"method.name": "no-longer-installed"}
+    assert children_frame(rows)["method.nspt.variant"].isna().tolist() == [True, False, False, True, True]  # columns: as recorded
