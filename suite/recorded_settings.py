@@ -56,9 +56,7 @@ def _entry(section: str, name: Any) -> Any:
         return None
 
 
-def _option_defaults(section: str, options: type[BaseModel] | None) -> dict[str, Any]:
-    if options is None:
-        return {}
+def _option_defaults(section: str, options: type[BaseModel]) -> dict[str, Any]:
     try:
         return flatten({section: options.model_validate({}).model_dump(mode="json")})
     except ValidationError:

@@ -41,16 +41,16 @@ IDENTITY_COLUMNS = ("experiment", "label", "point", "seed", "status", "run_id", 
 NOT_SETTINGS = ("seed", "seeds", "experiment", "description", "grid", "report")
 """Spec keys that never tell two grid points apart (the seed is a column of its own)."""
 DERIVED = "derived."  # params a run derives from its data and seed (class order, sizes): they describe it, never label it
-SPEC_SECTIONS = ("scenario", "model", "method", "train")
+SECTION_ORDER = ("scenario", "model", "method", "train")
+"""The spec sections whose keys are settings, in spec order."""
 
 
 def is_setting(param: str) -> bool:
     """Whether a logged param is a spec setting (labels are made of these), not something the run measured
     or derived (``derived.*``, ``recbole.flops``, ``mclrec.optimization``), which a run that ended early lacks."""
-    return param.split(".")[0] in SPEC_SECTIONS and not param.startswith(DERIVED)
+    return param.split(".")[0] in SECTION_ORDER and not param.startswith(DERIVED)
 
 
-SECTION_ORDER = ("scenario", "model", "method", "train")
 METRIC_PREFERENCE = ("test.", "valid.")
 """Which prefix an unprefixed metric name (``NDCG@10``) means when several are logged."""
 PAGE_SIZE = 1000
