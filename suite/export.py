@@ -11,8 +11,10 @@ Columns, in this order:
 - every final metric the run logged, by the one name the tables show (``avg_acc``, ``test.ndcg_at_10``),
   in name order; for runs that early-stop on a validation metric (sequential runs) also
   ``epochs_to_best`` (epochs up to the best validation score) and ``epochs_run``;
-- ``wall_seconds`` (the run's ``train_seconds`` metric when it logged one, else MLflow's end minus
-  start time), ``git_commit`` (the suite's commit the run was launched from), ``suite_version``
+- ``wall_seconds``: the run's ``train_seconds`` metric (every segment of a resumed run, not the wait
+  before a resume: ``suite.run_clock``); for a sequential run logged before it had one, the sum
+  over its segments of the last per-epoch ``train.elapsed_s``; else MLflow's end minus start time;
+  ``git_commit`` (the suite's commit the run was launched from), ``suite_version``
   (the installed cl-suite), ``run_id``, ``point`` (the spec's own grid-point label);
 - ``params.<key>``: every setting of the run (its flattened spec, seed and bookkeeping left out, as
   MLflow's params hold it), so that a row says by itself what ran, in spec order.
@@ -36,13 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mlflow.entities import Run
+from mlflow.entities import Metric, Run
 from mlflow.tracking import MlflowClient
 
 from suite.errors import SuiteError
 from suite.results import DERIVED, NOT_SETTINGS, param_value, point_labels, read_launches, setting_order, spec_metric_name
 from suite.tracking import metric_key, read_client
 
+ELAPSED = "train.elapsed_s"  # logged by sequential runs after each epoch's training (suite.sequential.pipeline.EpochLog)
 EPOCH_VALID = "valid_epoch"  # the per-epoch validation metrics of sequential runs (suite.sequential.pipeline.EPOCH_VALID)
 LEADING = ("experiment", "label", "seed", "status")
 PROVENANCE = ("wall_seconds", "git_commit", "suite_version", "run_id", "point")
@@ -93,6 +96,8 @@ def run_row(experiment: str, label: str, run: Run, client: MlflowClient | None =
     if client is not None:
         metrics.update(epoch_counts(client, run))
     duration = (info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else math.nan
+    if client is not None and "train_seconds" not in metrics:
+        duration = segments_seconds(client.get_metric_history(info.run_id, ELAPSED)) or duration
     settings = {
         f"{PARAM}{key}": text
         for key, text in run.data.params.items()
@@ -130,6 +135,23 @@ def epoch_counts(client: MlflowClient, run: Run) -> dict[str, float]:
         return {}
     best = max(scores.values())
     return {"epochs_to_best": min(step for step, score in scores.items() if score == best) + 1, "epochs_run": max(scores) + 1}
+
+
+def segments_seconds(history: Sequence[Metric]) -> float | None:
+    """Seconds a run trained, from its per-epoch ``train.elapsed_s``, whose count restarted in each process
+    that resumed it (before ``train_seconds`` existed); None without a history.
+
+    A point starts a new segment when its own process started (its timestamp minus its elapsed
+    seconds) after the point before it was logged; each segment adds its last elapsed value. The
+    epoch a kill interrupted and the wait before the resume are not counted.
+    """
+    total, last, last_logged = 0.0, None, -math.inf
+    for point in sorted(history, key=lambda point: point.timestamp):
+        logged = point.timestamp / 1000
+        if last is not None and logged - point.value > last_logged:
+            total += last
+        last, last_logged = point.value, logged
+    return None if last is None else total + last
 
 
 def latest_per_seed(rows: list[dict[str, Any]]) -> pd.DataFrame:

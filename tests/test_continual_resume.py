@@ -150,9 +150,12 @@ def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_metrics(tmp_path):
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env={**os.environ})
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
     ctx, entry = context(store, stopping("coconut", 1, 1, armed=False), run_id=run_id, resumable=True, checkpoint=False)
-    assert ctx.checkpoints.load()["position"] == {"experience": 1, "epochs": 1, "evaluated": False}
+    state = ctx.checkpoints.load()
+    assert state["position"] == {"experience": 1, "epochs": 1, "evaluated": False} and state["train_seconds"] > 0
+    ctx.checkpoints.save({**state, "train_seconds": 1000.0})  # as if the killed process had trained 1000 s
     resumed = entry.run(ctx)
-    reference.pop("train_seconds"), resumed.pop("train_seconds")
+    assert resumed.pop("train_seconds") > 1000  # the count went on from the checkpoint's, not from 0
+    reference.pop("train_seconds")
     assert resumed == reference
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from suite import spec as specs
@@ -187,3 +188,23 @@ def test_a_sequential_run_gets_epochs_to_its_best_validation_score_and_epochs_ru
     assert scores[best - 1] == pytest.approx(float(row["best_valid.ndcg_at_10"]), rel=1e-5)  # the epoch RecBole kept as best
     assert all(score < scores[best - 1] for score in scores[: best - 1])
     assert float(row["wall_seconds"]) > 0 and float(row["test.ndcg_at_10"]) > 0
+
+
+def test_a_resumed_sequential_run_without_train_seconds_counts_its_segments_not_the_wait(tracking_uri):
+    """Before ``train_seconds``, a resumed process restarted ``train.elapsed_s`` from 0: the wall time is the
+    segments' sum (20 s + 15 s), not the hour between the kill and the resume (MLflow's end minus start)."""
+    from suite.export import ELAPSED, run_row, segments_seconds
+
+    client = MlflowClient(tracking_uri)
+    run_id = client.create_run(client.create_experiment("resumed"), start_time=1_000_000).info.run_id
+    first, second = 1_000_000, 5_000_000  # the processes' start times, in ms: an hour's wait between them
+    for step, (started, elapsed) in enumerate([(first, 10), (first, 20), (second, 5), (second, 15)]):
+        client.log_metric(run_id, ELAPSED, elapsed, timestamp=started + elapsed * 1000, step=step)
+    client.set_terminated(run_id, "FINISHED", end_time=second + 20_000)
+    row = run_row("resumed", "", client.get_run(run_id), client)
+    assert float(row["wall_seconds"]) == 35
+    one_process = [Metric(ELAPSED, value, first + 1000 * value, step) for step, value in enumerate([10, 20, 30])]
+    assert segments_seconds(one_process) == 30
+    assert segments_seconds([]) is None
+    client.log_metric(run_id, "train_seconds", 40.0)
+    assert float(run_row("resumed", "", client.get_run(run_id), client)["wall_seconds"]) == 40  # the run's own count first

@@ -22,7 +22,7 @@ from test_sequential_pipeline import SMALL, write_ring_dataset
 
 from scenarios.recsys.entries import RECBOLE
 from suite.api import NoOptions, RunContext
-from suite.checkpoints import CheckpointStore
+from suite.checkpoints import CHECKSUM_KEY, CheckpointStore
 from suite.seeding import seed_everything
 from suite.sequential import entries as P
 from suite.sequential import pipeline
@@ -104,6 +104,9 @@ def test_a_run_interrupted_after_an_epoch_resumes_to_the_same_metrics(
     assert state["epoch"] == 1 and {"rng", "loader_generators", "best_checkpoint"} <= set(state)
     if name == "mclrec":
         assert {"encoder_optimizer", "augmenter_optimizer"} <= set(state)  # both of MetaTrainer's optimizers
+    assert state["train_seconds"] > 0
+    state.pop(CHECKSUM_KEY)
+    CheckpointStore(resumed, tmp_path / "edited").save({**state, "train_seconds": 1000.0})  # as if the first process trained 1000 s
     trained.clear()
     final = _run(name, resumed, data, tmp_path / "second")
 
@@ -114,6 +117,7 @@ def test_a_run_interrupted_after_an_epoch_resumes_to_the_same_metrics(
         assert _history(tracking_uri, resumed.run_id, key) == _history(tracking_uri, whole.run_id, key)
     metrics = MlflowClient(tracking_uri).get_run(resumed.run_id).data.metrics
     assert metrics["best_valid.ndcg_at_10"] == MlflowClient(tracking_uri).get_run(whole.run_id).data.metrics["best_valid.ndcg_at_10"]
+    assert metrics["train_seconds"] > 1000  # the count went on from the checkpoint's, not from 0
 
 
 @pytest.mark.slow

@@ -4,9 +4,10 @@
 ``CheckpointStore`` after every finished epoch (and, called by the runner, after every finished
 experience and its evaluation): the model, the optimizer, the state of every stateful plugin
 (``state_dict``: the replay buffer as sample ids, teachers' weights, EWC's and LwF's state), the
-metrics' accumulated rows, Avalanche's clock, the experiences seen, and every random generator
+metrics' accumulated rows, Avalanche's clock, the experiences seen, every random generator
 (Python, NumPy, torch: the data order and dropout come from them; Avalanche's ``RNGManager``
-drives the same global generators and holds no state of its own).
+drives the same global generators and holds no state of its own), and the seconds trained so far
+(``suite.run_clock``).
 
 Restoring happens in steps, because of the order of Avalanche's hooks:
 
@@ -36,6 +37,7 @@ from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 from avalanche.training.plugins.clock import Clock
 from avalanche.training.templates.base_sgd import PeriodicEval
 
+from suite.run_clock import STATE_KEY, RunClock
 from suite.seeding import restore_rng_state, rng_state
 
 FORMAT = 1
@@ -64,10 +66,11 @@ class _RestoreFirst(SupervisedPlugin):
 class RunCheckpoint(SupervisedPlugin):
     """Saves the run's resume state after every epoch (``save`` after every experience); restores a loaded one."""
 
-    def __init__(self, store: Any | None, metrics: dict[str, Any]):
+    def __init__(self, store: Any | None, metrics: dict[str, Any], clock: RunClock | None = None):
         super().__init__()
         self.store = store
         self.metrics = metrics
+        self.clock = clock or RunClock()
         self._pending: dict[str, Any] | None = None
 
     def attach(self, strategy: Any) -> None:
@@ -98,6 +101,7 @@ class RunCheckpoint(SupervisedPlugin):
             "clock": {name: int(getattr(clock, name)) for name in CLOCK_RUN_COUNTERS + CLOCK_EXPERIENCE_COUNTERS},
             "seen_experiences": sorted(int(e) for e in strategy.seen_experiences),
             "rng": rng_state(),
+            STATE_KEY: self.clock.seconds(),
         }
 
     # ---- restoring ------------------------------------------------------------------------
@@ -119,6 +123,7 @@ class RunCheckpoint(SupervisedPlugin):
         for name in CLOCK_RUN_COUNTERS:
             setattr(strategy.clock, name, state["clock"][name])
         strategy.seen_experiences = set(state["seen_experiences"])
+        self.clock.resume(state)
         self._pending = state
         position = state["position"]
         if position["evaluated"]:

@@ -21,7 +21,6 @@ adds no row. All logging goes through ``ctx.tracker``; the launcher owns the MLf
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +35,7 @@ from suite.continual.progress_bar import EpochProgressPlugin
 from suite.continual.resume import RunCheckpoint, method_plugins
 from suite.continual.strategy import Seq2SeqTemplate
 from suite.devices import check_device, resolve_device
+from suite.run_clock import RunClock
 from suite.scenario_build import build_scenario
 from suite.seeding import preserved_rng, seed_everything
 
@@ -130,7 +130,7 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
     train = ctx.train_options
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
-    started = time.perf_counter()
+    clock = RunClock()
     seed_everything(ctx.seed)  # once: the launcher seeds too, but this runner also runs without it (make_strategy, tests)
     with preserved_rng():  # the model's initial weights must not depend on what the scenario's build drew
         scenario = build_scenario(ctx)
@@ -154,7 +154,7 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
         device=device,
         quiet=ctx.quiet,
     )
-    checkpoint = RunCheckpoint(ctx.checkpoints, {"matrix": matrix, "losses": losses})
+    checkpoint = RunCheckpoint(ctx.checkpoints, {"matrix": matrix, "losses": losses}, clock)
     checkpoint.attach(strategy)
     echo = train.echo and not ctx.quiet
     state = ctx.checkpoints.load(map_location=device) if ctx.checkpoints is not None else None
@@ -182,7 +182,9 @@ def run(ctx: RunContext, make_plugins: PluginFactory, name: str = "continual") -
     logger.log_accuracy_matrix(matrix.payload(), title=f"{name} seed={ctx.seed}")
     _log_final_model(ctx, scenario, model, train)
     summary = matrix.summary()
-    summary["train_seconds"] = time.perf_counter() - started
+    seconds = clock.seconds()
+    if seconds is not None:  # unknown after resuming a checkpoint from before the count (suite.run_clock)
+        summary["train_seconds"] = seconds
     return summary
 
 

@@ -6,7 +6,8 @@
   dicts, tensors and plain numbers only, and after every validated epoch hands a *resume
   state* to ``resume_store`` (the run's ``CheckpointStore``): the model, every optimizer,
   every random generator (the global ones and each dataloader's own), the epoch, the
-  early-stopping counters and the best checkpoint so far. ``restore_resume_state`` puts all
+  early-stopping counters, the best checkpoint so far and the seconds trained so far
+  (``run_clock``, ``suite.run_clock``). ``restore_resume_state`` puts all
   of it back, and ``fit`` continues at the next epoch exactly as an uninterrupted run would.
 - ``EpochReporting``: each epoch's losses and validation metrics go to an optional
   ``epoch_listener`` (the pipeline sends them to MLflow and prints one line).
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 
 import torch
 
+from suite.run_clock import STATE_KEY, RunClock
 from suite.seeding import restore_rng_state, rng_state
 
 EpochListener = Callable[[str, int, dict[str, float]], None]
@@ -42,6 +44,7 @@ class WeightsOnlyCheckpoints:
     """Weights-only best checkpoints, and a resume state saved after every validated epoch."""
 
     resume_store: ResumeStore | None = None
+    run_clock: RunClock | None = None
 
     # -- the best checkpoint (RecBole's saved_model_file) -----------------------------------
 
@@ -116,6 +119,7 @@ class WeightsOnlyCheckpoints:
             "best_checkpoint": torch.load(best, map_location="cpu", weights_only=True) if best.is_file() else None,
             "rng": rng_state(),
             "loader_generators": _loader_generators(train_data, valid_data),
+            STATE_KEY: None if self.run_clock is None else self.run_clock.seconds(),
         }
 
     def restore_resume_state(self, state: dict[str, Any], train_data: Any, valid_data: Any = None) -> None:
@@ -130,6 +134,8 @@ class WeightsOnlyCheckpoints:
         if state["best_checkpoint"] is not None:
             torch.save(state["best_checkpoint"], self.saved_model_file)
         restore_rng_state(state["rng"])
+        if self.run_clock is not None:
+            self.run_clock.resume(state)
         for name, loader in (("train", train_data), ("valid", valid_data)):
             if loader is not None:
                 loader.generator.set_state(state["loader_generators"][name].cpu())  # a CPU generator, wherever the state was loaded

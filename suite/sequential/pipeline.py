@@ -39,6 +39,7 @@ from recbole.utils import get_flops, init_seed
 
 from suite.api import RunContext
 from suite.devices import check_device
+from suite.run_clock import RunClock
 from suite.scenario_build import build_scenario
 from suite.sequential.recbole_strings import guard_config
 from suite.sequential.train_options import SequentialTrainOptions
@@ -235,7 +236,7 @@ class EpochLog:
         if kind == "train":
             self.train_loss = values.get("loss", values.get("loss_total"))
             metrics = {f"train.{key}": value for key, value in values.items()}
-            metrics["train.elapsed_s"] = time.perf_counter() - self.started
+            metrics["train.elapsed_s"] = time.perf_counter() - self.started  # this process's (the run's in total: train_seconds)
         else:
             metrics = {f"{EPOCH_VALID}.{key}": value for key, value in values.items()}
         self.tracker.log_metrics(metrics, step=epoch)
@@ -259,6 +260,7 @@ def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[s
     are the best epoch's validation metrics.
     """
     train: SequentialTrainOptions = ctx.train_options
+    clock = RunClock()
     check_device(train.device)
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
@@ -267,6 +269,7 @@ def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[s
     run_dir = Path(ctx.run_dir)
     config_dict = config_dict_for(scenario.config_fragment(), model_fragment, train, ctx.seed, run_dir, method_fragment)
     run = build_run(model_class, config_dict, trainer_class, run_dir, train.torch_device())
+    run.trainer.run_clock = clock
     resumed = ctx.checkpoints.load(map_location=train.torch_device()) if ctx.checkpoints is not None else None
     if resumed is None:
         _log_inputs(ctx, run, scenario, config_dict)
@@ -284,6 +287,8 @@ def run_sequential(ctx: RunContext, trainer_class: type, method_fragment: dict[s
     else:
         summary = {f"test.{key}": value for key, value in evaluate_test(run, run_dir).items()}
         ctx.tracker.log_metrics({**summary, **{f"best_valid.{key}": value for key, value in best_valid.items()}})
+    if (seconds := clock.seconds()) is not None:  # unknown after resuming a checkpoint from before the count
+        ctx.tracker.log_metrics({"train_seconds": seconds})
     _log_best_model(ctx, run)
     return summary
 
