@@ -94,7 +94,8 @@ def render_block(block: Block, root: Path) -> str:
         table = results_table(frame, block.metrics, block.baseline)
     except SpecError as error:
         raise SpecError(f"{block.csv}: {error}") from None
-    return markdown(table, block) + "\n\n" + bullets(table.notes()) + "\n"
+    keys = row_keys(table)
+    return markdown(table, block, keys) + "\n\n" + bullets(table.notes(baseline_name(table, keys))) + "\n"
 
 
 def results_frame(path: Path, block: Block) -> pd.DataFrame:
@@ -129,28 +130,37 @@ def numbers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
         raise SpecError(f"{path}: column '{column}': {error}") from None
 
 
-def markdown(table: ResultsTable, block: Block) -> str:
-    """The pipe table (pandas' ``to_markdown``): row keys, n, mean ± std per metric, then the paired columns asked for."""
+def row_keys(table: ResultsTable) -> list[str]:
+    """The columns that name a row: the experiment where there are several, the label unless each experiment has one row."""
     rows_per_experiment = table.stats.index.get_level_values("experiment").value_counts()
     show_experiment = len(rows_per_experiment) > 1
     show_label = not show_experiment or bool((rows_per_experiment > 1).any())  # one row per experiment: its name says it
-    keys = table.stats.index.to_frame(index=False)
-    cells = keys[[*(["experiment"] if show_experiment else []), *(["label"] if show_label else [])]].copy()
+    return [*(["experiment"] if show_experiment else []), *(["label"] if show_label else [])]
+
+
+def baseline_name(table: ResultsTable, keys: list[str]) -> str | None:
+    """The baseline row as the table names it: its label, or its experiment where labels are not shown."""
+    if table.baseline is None:
+        return None
+    return table.baseline[1] if "label" in keys else table.baseline[0]
+
+
+def markdown(table: ResultsTable, block: Block, keys: list[str]) -> str:
+    """The pipe table (pandas' ``to_markdown``): row keys, n, mean ± std per metric, then the paired columns asked for."""
+    cells = table.stats.index.to_frame(index=False)[keys].copy()
     cells["n"] = table.runs.to_numpy()
     for metric in block.metrics:
         decimals = column_decimals(table.stats[(metric, "mean")])
         rows = zip(table.stats[metric][["mean", "std", "count"]].itertuples(index=False, name=None), table.runs)
         cells[metric] = [summary_cell(mean, std, int(count), runs, decimals) for (mean, std, count), runs in rows]
         if table.baseline is not None and metric in block.paired:
-            baseline = table.baseline[1] if show_label else table.baseline[0]
-            cells[f"{metric} Δ vs {baseline} [{CONFIDENCE:.0%} CI]"] = [
+            cells[f"{metric} Δ vs {baseline_name(table, keys)} [{CONFIDENCE:.0%} CI]"] = [
                 "baseline" if row == table.baseline else paired_cell(table.paired.get((row, metric)), runs, decimals)
                 for row, runs in table.runs.items()
             ]
     paired = [column for column in cells.columns if " Δ vs " in column]
     cells = cells[[column for column in cells.columns if column not in paired] + paired]  # the paired columns last
-    row_keys = show_experiment + show_label  # left-aligned; the numbers right-aligned
-    align = ["left"] * row_keys + ["right"] * (len(cells.columns) - row_keys)
+    align = ["left"] * len(keys) + ["right"] * (len(cells.columns) - len(keys))  # row keys left-aligned, numbers right
     return cells.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 

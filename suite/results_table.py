@@ -80,8 +80,12 @@ class ResultsTable:
         keys = len(self._row_keys().columns)  # row keys read left-aligned, numbers right-aligned
         return cells.to_markdown(index=False, disable_numparse=True, colalign=["left"] * keys + ["right"] * (len(cells.columns) - keys))
 
-    def notes(self) -> list[str]:
-        """How many seeds each row ran, what one seed means, and how to read the paired column."""
+    def notes(self, baseline_name: str | None = None) -> list[str]:
+        """How many seeds each row ran, what one seed means, and how to read the paired column.
+
+        ``baseline_name``: the baseline as the table names it, where that is not its label
+        (a README table of one row per experiment shows the experiment's name instead).
+        """
         if self.runs.empty:
             return []
         seeds = sorted({int(seed) for row in self.seeds for seed in row})
@@ -106,7 +110,7 @@ class ResultsTable:
             lines.append(f"fewer than {MIN_SEEDS_FOR_A_RESULT} seeds per row: differences of a few points may be seed noise")
         if self.baseline is not None:
             lines.append(
-                f"Δ vs {self.baseline[1]}: mean per-seed difference over the seeds both rows ran (n), "
+                f"Δ vs {baseline_name or self.baseline[1]}: mean per-seed difference over the seeds both rows ran (n), "
                 f"{CONFIDENCE:.0%} t-interval in brackets"
             )
         return lines

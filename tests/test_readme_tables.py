@@ -159,6 +159,7 @@ def test_a_csv_of_several_experiments_with_one_row_each_is_labelled_by_experimen
     assert header == ["experiment", "n", "acc", "acc Δ vs model-a [95% CI]"]
     assert first == ["model-a", "3", "80.0 ± 2.0", "baseline"] and second[:3] == ["model-b", "3", "84.0 ± 2.0"]
     assert second[3].startswith("+4.0 [")
+    assert "- Δ vs model-a: mean per-seed difference" in example.read_text()  # the note names the baseline as the header does
     example.write_text(example.read_text().replace("baseline=model-a", "experiments=model-b"))
     assert tables(example).exit_code == 0
     assert [row[:2] for row in table_rows(example)] == [["method=b", "3"]]
